@@ -1,0 +1,139 @@
+"""The configuration contract: one YAML file, every key overridable by ``BRIDGE_...`` variables.
+
+Unknown keys are rejected everywhere (``extra="forbid"``): a misspelt key that is silently
+ignored is a setting that silently does not apply.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from bridge.config.durations import Duration
+
+_APP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class SourceConfig(_Section):
+    """Where the changes come from."""
+
+    table: str = Field(min_length=3, max_length=255)
+    """The DynamoDB table whose stream is read."""
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    """Set to ``http://127.0.0.1:PORT`` to use ``bridge local``; ``null`` means AWS."""
+    stream_arn: str | None = None
+    """Read this stream instead of the table's latest one."""
+    start: Literal["trim_horizon", "latest", "bootstrap", "auto"] = "trim_horizon"
+    """Where a shard with no checkpoint starts."""
+    on_trimmed: Literal["fail", "resume"] = "fail"
+    """What to do when records were trimmed before they were read (they are lost either way)."""
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    """Static credentials; leave unset to use the usual AWS credential chain."""
+
+
+class CoordinationConfig(_Section):
+    """How workers share the stream's shards."""
+
+    lease_duration: Duration = timedelta(seconds=10)
+    """A lease whose counter has not moved for this long (on the observer's clock) is expired."""
+    renew_interval: Duration | None = None
+    """How often a worker renews its leases; default a third of ``lease_duration``."""
+    take_interval: Duration = timedelta(seconds=2)
+    """How often a worker looks for free, expired or stealable leases."""
+    max_leases_per_worker: int = Field(default=0, ge=0)
+    """0 means no cap."""
+    max_steals_per_cycle: int = Field(default=1, ge=0)
+    shard_sync_interval: Duration = timedelta(seconds=60)
+    """How often the leader lists the stream's shards; a shard end also triggers a sync."""
+    lease_table: str | None = None
+    """Defaults to ``<app>-leases``."""
+
+    @model_validator(mode="after")
+    def _renew_inside_lease(self) -> CoordinationConfig:
+        if self.renew_interval is not None and self.renew_interval >= self.lease_duration:
+            raise ValueError(
+                "coordination.renew_interval must be shorter than coordination.lease_duration"
+            )
+        return self
+
+    @property
+    def effective_renew_interval(self) -> timedelta:
+        return self.renew_interval or self.lease_duration / 3
+
+
+class PollingConfig(_Section):
+    """How often shards are read: at once while records flow, backing off when idle."""
+
+    interval: Duration = timedelta(milliseconds=250)
+    idle_interval: Duration = timedelta(seconds=1)
+    max_records: int = Field(default=1000, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _idle_not_below_interval(self) -> PollingConfig:
+        if self.idle_interval < self.interval:
+            raise ValueError("polling.idle_interval must not be shorter than polling.interval")
+        return self
+
+
+class ProcessorConfig(_Section):
+    """What is done with each change."""
+
+    kind: str = "log"
+    """``log``, ``sqlite``, ``kafka`` or ``module.path:ClassName``."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Passed to the processor; each processor validates its own."""
+    max_attempts: int = Field(default=3, ge=1)
+    """How often a failing batch is tried before ``on_error`` applies."""
+    on_error: Literal["stop", "dead_letter"] = "stop"
+    dead_letter_path: Path | None = None
+    """JSON-lines file for ``on_error: dead_letter``; default ``<app>-dead-letter.jsonl``."""
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind in {"log", "sqlite", "kafka"} or re.fullmatch(r"[\w.]+:[A-Za-z_]\w*", kind):
+            return kind
+        raise ValueError("expected log, sqlite, kafka or module.path:ClassName")
+
+
+class MetricsConfig(_Section):
+    enabled: bool = True
+    port: int = Field(default=9400, ge=0, le=65535)
+    """0 picks a free port (useful for tests)."""
+    roundtrip_attribute: str | None = None
+    """Item attribute holding the write time (epoch ms) for ``bridge_roundtrip_seconds``."""
+
+
+class BridgeConfig(_Section):
+    app: str
+    """Names the application; the lease table is ``<app>-leases``."""
+    worker_id: str | None = None
+    """Defaults to ``<host>-<pid>``."""
+    source: SourceConfig
+    coordination: CoordinationConfig = CoordinationConfig()
+    polling: PollingConfig = PollingConfig()
+    processor: ProcessorConfig = ProcessorConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    ready_lag: Duration = timedelta(seconds=2)
+    """A replica is ready only while its lag is below this."""
+
+    @field_validator("app")
+    @classmethod
+    def _app_names_a_table(cls, app: str) -> str:
+        if not _APP_NAME.match(app):
+            raise ValueError("expected letters, digits, '_', '-' or '.' (it names a table)")
+        return app
+
+    @property
+    def lease_table(self) -> str:
+        return self.coordination.lease_table or f"{self.app}-leases"

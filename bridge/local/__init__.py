@@ -1,0 +1,1 @@
+"""Local stand-ins for AWS and Kafka: ``bridge local`` and the servers it starts."""
