@@ -1,0 +1,42 @@
+"""The one seam between bridge and a stream: what a shard consumer and the leader may call.
+
+``StreamsClient`` implements it over the network; ``bridge.testing.memory_stream.MemoryStream``
+implements it in memory, with failures on demand, for tests that should not need a server.
+
+Iterators are typed as plain ``str`` so that any fake fits; both implementations here return
+``ShardIterator`` (a ``str`` that knows its stream and shard) and expect those back.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from bridge.streams.model import IteratorKind, RecordsPage, StreamDescription
+
+
+@runtime_checkable
+class StreamReader(Protocol):
+    """Reads one DynamoDB stream. Every method raises ``bridge.streams.errors.StreamError``
+    subclasses only, already sorted into transient, expired, trimmed and fatal."""
+
+    async def latest_stream_arn(self, table: str) -> str:
+        """The ARN of the table's current stream; fatal if the table or its stream is missing."""
+        ...
+
+    async def describe_stream(self, stream_arn: str) -> StreamDescription:
+        """The stream and all of its shards (every page)."""
+        ...
+
+    async def get_shard_iterator(
+        self,
+        stream_arn: str,
+        shard_id: str,
+        kind: IteratorKind,
+        sequence_number: str | None = None,
+    ) -> str:
+        """An iterator into a shard; AT_ and AFTER_SEQUENCE_NUMBER need ``sequence_number``."""
+        ...
+
+    async def get_records(self, iterator: str, limit: int = 1000) -> RecordsPage:
+        """The next records after ``iterator``, at most ``limit`` (1..1000)."""
+        ...
