@@ -17,6 +17,23 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is at the moment of writing.
+
+    Binding the stream object once breaks when something swaps ``sys.stderr`` and closes the
+    old one (test runners, embedding applications); log lines must still go somewhere.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
     level: str = "info",
     *,
@@ -30,7 +47,7 @@ def configure_logging(
     ``json=None`` chooses by the stream: a terminal gets coloured console output, anything else
     (a pod's log collector, a file) gets one JSON object per line.
     """
-    out = stream or sys.stderr
+    out: TextIO = stream or _CurrentStderr()  # type: ignore[assignment]
     as_json = not out.isatty() if json is None else json
     numeric = logging.getLevelNamesMapping()[level.upper()]
     shared: list[structlog.typing.Processor] = [
