@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from bridge.local.endpoint import LocalEndpoint
 from bridge.local.processes import KafkaBroker, ManagedProcess, MotoServer
 
 _SERVERS: list[ManagedProcess] = []
@@ -66,3 +67,32 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def local_endpoint(server_logs: Path) -> Iterator[LocalEndpoint]:
+    """``bridge local`` with default settings, shared by the session: tests use their own
+    table names and must not move its clock or throttle it (use make_local_endpoint)."""
+    with LocalEndpoint(log_dir=server_logs) as endpoint:
+        _SERVERS.append(endpoint)
+        yield endpoint
+        _SERVERS.remove(endpoint)
+
+
+@pytest.fixture
+def make_local_endpoint(server_logs: Path) -> Iterator[Callable[..., LocalEndpoint]]:
+    """A factory for ``bridge local`` endpoints with special settings, stopped after the test:
+    ``make_local_endpoint(rotate_records=10, retention="1h")``."""
+    started: list[LocalEndpoint] = []
+
+    def make(**options: object) -> LocalEndpoint:
+        endpoint = LocalEndpoint(log_dir=server_logs, **options)  # type: ignore[arg-type]
+        endpoint.start()
+        started.append(endpoint)
+        _SERVERS.append(endpoint)
+        return endpoint
+
+    yield make
+    for endpoint in started:
+        endpoint.stop()
+        _SERVERS.remove(endpoint)

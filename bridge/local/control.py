@@ -1,0 +1,146 @@
+"""The control API (``/_bridge/...`` on the endpoint's port): make things happen now.
+
+Tests use it to rotate shards, let time pass, trim, and throttle without waiting for the
+real triggers. Bodies and answers are JSON; durations are seconds or strings like ``10s``.
+
+    POST /_bridge/rotate    {"table": "orders"}            close all open shards (of a table)
+    POST /_bridge/clock     {"advance": "16m"}             move the endpoint clock forward
+    POST /_bridge/trim      {"advance": "25h"}             advance (optional), then trim now
+    POST /_bridge/throttle  {"count": 3, "kind": "throttle"} or {"rate": 0.5, "seconds": "10s"}
+    GET  /_bridge/stats                                    records, shards, iterators, memory
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+import orjson
+from werkzeug.wsgi import get_input_stream
+
+from bridge.config import parse_duration
+from bridge.local.clock import EndpointClock
+from bridge.local.emulator import FaultInjector, StreamsEmulator
+
+PREFIX = "/_bridge/"
+
+StartResponse = Callable[..., Any]
+
+
+class ControlError(Exception):
+    def __init__(self, message: str, status: str = "400 Bad Request") -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ControlApi:
+    def __init__(
+        self,
+        emulator: StreamsEmulator,
+        faults: FaultInjector,
+        clock: EndpointClock,
+        before: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._emulator = emulator
+        self._faults = faults
+        self._clock = clock
+        self._before = before
+        self._routes: dict[tuple[str, str], Callable[[Mapping[str, object]], object]] = {
+            ("POST", "rotate"): self._rotate,
+            ("POST", "clock"): self._advance,
+            ("POST", "trim"): self._trim,
+            ("POST", "throttle"): self._throttle,
+            ("GET", "stats"): lambda _: self.stats(),
+        }
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        name = environ.get("PATH_INFO", "")[len(PREFIX) :].strip("/")
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            route = self._routes.get((method, name))
+            if route is None:
+                known = any(route_name == name for _, route_name in self._routes)
+                raise ControlError(
+                    f"{method} {PREFIX}{name} is not part of the control API",
+                    "405 Method Not Allowed" if known else "404 Not Found",
+                )
+            self._before()
+            answer, status = route(_json_body(environ)), "200 OK"
+        except (ControlError, ValueError) as exc:
+            answer = {"error": str(exc)}
+            status = exc.status if isinstance(exc, ControlError) else "400 Bad Request"
+        body = orjson.dumps(answer)
+        start_response(
+            status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    def stats(self) -> dict[str, object]:
+        now = self._clock.now()
+        return {
+            **self._emulator.stats(),
+            "rss_bytes": _rss_bytes(),
+            "clock": {"now": now, "offset_seconds": self._clock.offset},
+            "faults": self._faults.describe(now),
+            "settings": asdict(self._emulator.settings),
+        }
+
+    def _rotate(self, body: Mapping[str, object]) -> object:
+        table = body.get("table")
+        if table is not None and not isinstance(table, str):
+            raise ControlError("table must be a string")
+        return self._emulator.rotate(self._clock.now(), table)
+
+    def _advance(self, body: Mapping[str, object]) -> object:
+        seconds = _seconds(body.get("advance", 0))
+        return {"now": self._clock.advance(seconds), "offset_seconds": self._clock.offset}
+
+    def _trim(self, body: Mapping[str, object]) -> object:
+        if "advance" in body:
+            self._clock.advance(_seconds(body["advance"]))
+        return {**self._emulator.trim(self._clock.now()), "now": self._clock.now()}
+
+    def _throttle(self, body: Mapping[str, object]) -> object:
+        count = body.get("count", 0)
+        rate = body.get("rate", 1.0)
+        kind = body.get("kind", "throttle")
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise ControlError("count must be an integer")
+        if isinstance(rate, bool) or not isinstance(rate, int | float):
+            raise ControlError("rate must be a number between 0 and 1")
+        if not isinstance(kind, str):
+            raise ControlError("kind must be 'throttle' or 'error'")
+        now = self._clock.now()
+        self._faults.burst(
+            now, kind=kind, count=count, rate=float(rate), seconds=_seconds(body.get("seconds", 0))
+        )
+        return self._faults.describe(now)
+
+
+def _seconds(value: object) -> float:
+    return parse_duration(value).total_seconds()
+
+
+def _json_body(environ: dict[str, Any]) -> Mapping[str, object]:
+    raw = get_input_stream(environ).read()
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ControlError("body must be JSON") from None
+    if not isinstance(body, dict):
+        raise ControlError("body must be a JSON object")
+    return body
+
+
+def _rss_bytes() -> int:
+    """Resident memory now (Linux), else the peak the kernel reports."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
