@@ -7,6 +7,8 @@ import typer
 from bridge import __version__
 from bridge.cli.common import EXIT_BAD_INPUT, state
 from bridge.cli.config_cmd import config_app
+from bridge.cli.local_cmd import local
+from bridge.cli.run_cmd import run
 from bridge.logs import LEVELS, configure_logging
 
 app = typer.Typer(
@@ -17,6 +19,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(config_app, name="config")
+app.command("local")(local)
+app.command("run")(run)
 
 
 def _version(value: bool) -> None:

@@ -80,8 +80,17 @@ def test_sample_is_accepted_and_printed_resolved() -> None:
             "processor.kind: expected log, sqlite, kafka or module.path:ClassName",
         ),
     ],
-    ids=["missing-table", "missing-app", "unknown-key", "unknown-top", "bad-duration",
-         "wrong-type-int", "bad-choice", "wrong-type-section", "bad-kind"],
+    ids=[
+        "missing-table",
+        "missing-app",
+        "unknown-key",
+        "unknown-top",
+        "bad-duration",
+        "wrong-type-int",
+        "bad-choice",
+        "wrong-type-section",
+        "bad-kind",
+    ],
 )
 def test_bad_configuration_exits_2_naming_the_key(tmp_path: Path, mutate, expected: str) -> None:
     data = sample()

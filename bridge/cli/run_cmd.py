@@ -1,0 +1,33 @@
+"""``bridge run``: one worker of the cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import structlog
+
+from bridge import eventloop
+from bridge.cli.common import EXIT_BAD_INPUT, ConfigOption, fail, load_or_exit
+
+
+def run(config: Path = ConfigOption) -> None:
+    """Run a worker: take leases on the stream's shards and apply every change to the processor.
+
+    Start as many as you like with the same configuration; they share the shards. SIGTERM or
+    Ctrl-C finishes the batches in hand, checkpoints and releases the leases, then exits 0.
+    """
+    # Imported here so that `bridge --help` and `bridge config check` stay light.
+    from bridge.processors.loader import ProcessorLoadError
+    from bridge.streams.errors import FatalStreamError
+    from bridge.worker.app import run_worker
+    from bridge.worker.worker import WorkerFailedError
+
+    settings = load_or_exit(config)
+    log = structlog.get_logger("bridge.cli")
+    try:
+        eventloop.run(run_worker(settings))
+    except ProcessorLoadError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    except (FatalStreamError, WorkerFailedError) as exc:
+        log.error("worker failed", error=str(exc))
+        fail(str(exc))

@@ -1,0 +1,132 @@
+"""Lease values, expiry judged on our own clock, and the plan of what to take and steal.
+
+Expiry never compares wall clocks across machines: a lease is expired when its counter has
+not moved for ``lease_duration`` since *this* worker saw it move, by this worker's monotonic
+clock. Clock skew between pods cannot make a live worker look dead.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Iterable, Set
+from dataclasses import dataclass, field
+
+from bridge.core.positions import SHARD_END
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One row of the lease table: a shard, who holds it, and how far it was read."""
+
+    key: str
+    owner: str | None = None
+    counter: int = 0
+    checkpoint: str | None = None
+    parents: frozenset[str] = frozenset()
+    children: frozenset[str] = frozenset()
+    owner_switches: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.checkpoint == SHARD_END
+
+
+@dataclass
+class ExpiryTracker:
+    """When this worker last saw each lease change owner or counter."""
+
+    _seen: dict[str, tuple[str | None, int, float]] = field(default_factory=dict)
+
+    def observe(self, leases: Iterable[Lease], now: float) -> None:
+        current: dict[str, tuple[str | None, int, float]] = {}
+        for lease in leases:
+            previous = self._seen.get(lease.key)
+            if previous is not None and previous[:2] == (lease.owner, lease.counter):
+                current[lease.key] = previous
+            else:
+                current[lease.key] = (lease.owner, lease.counter, now)
+        self._seen = current
+
+    def expired(self, lease: Lease, now: float, lease_duration: float) -> bool:
+        """Free leases are always takeable; owned ones after ``lease_duration`` without change.
+
+        A lease first seen now counts as just changed: a worker that starts must watch a lease
+        for a whole duration before calling its owner dead.
+        """
+        if lease.owner is None:
+            return True
+        seen = self._seen.get(lease.key)
+        if seen is None or seen[:2] != (lease.owner, lease.counter):
+            return False
+        return now - seen[2] >= lease_duration
+
+
+@dataclass(frozen=True)
+class TakePlan:
+    take: list[Lease]
+    steal: list[Lease]
+    target: int
+
+
+def fair_share(active_leases: int, workers: int, max_leases: int = 0) -> int:
+    """ceil(leases / workers), capped by ``max_leases`` when that is set (0 = no cap)."""
+    share = math.ceil(active_leases / max(1, workers))
+    return min(share, max_leases) if max_leases > 0 else share
+
+
+def plan_take(
+    *,
+    leases: Iterable[Lease],
+    me: str,
+    held: Set[str],
+    live_workers: Set[str],
+    tracker: ExpiryTracker,
+    now: float,
+    lease_duration: float,
+    max_leases: int = 0,
+    max_steals: int = 1,
+    rng: random.Random,
+) -> TakePlan:
+    """What this worker should take (free or expired) and steal (from the most loaded) now.
+
+    Finished leases count as nobody's load. Stealing happens only when nothing is free, at
+    most ``max_steals`` a cycle, and only from a worker above the fair share (or at it, when
+    we are two or more below), which is what keeps the cluster from trading leases forever.
+    """
+    active = [lease for lease in leases if not lease.finished]
+    alive = {
+        lease.key
+        for lease in active
+        if lease.owner is not None and not tracker.expired(lease, now, lease_duration)
+    }
+    load = Counter(lease.owner for lease in active if lease.key in alive and lease.owner != me)
+    workers = set(live_workers) | set(load) | {me}
+    target = fair_share(len(active), len(workers), max_leases)
+    mine = sum(1 for lease in active if lease.key in held)
+    need = target - mine
+    if need <= 0:
+        return TakePlan([], [], target)
+
+    available = [
+        lease
+        for lease in active
+        if lease.key not in held and (lease.key not in alive or lease.owner == me)
+    ]
+    if available:
+        rng.shuffle(available)
+        return TakePlan(available[:need], [], target)
+
+    if not load or max_steals <= 0:
+        return TakePlan([], [], target)
+    victim, victim_load = max(sorted(load.items()), key=lambda item: item[1])
+    if victim_load > target:
+        count = min(need, victim_load - target, max_steals)
+    elif victim_load == target and need > 1:
+        count = 1
+    else:
+        return TakePlan([], [], target)
+    candidates = [lease for lease in active if lease.owner == victim and lease.key in alive]
+    rng.shuffle(candidates)
+    return TakePlan([], candidates[:count], target)

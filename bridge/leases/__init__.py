@@ -1,0 +1,1 @@
+"""Leases: who reads which shard, and how far they got."""

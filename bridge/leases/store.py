@@ -1,0 +1,265 @@
+"""The lease table in DynamoDB, with KCL's attribute names so KCL applications can migrate.
+
+Every write that depends on ownership is conditional on owner and counter: the counter is the
+fencing token. A worker whose lease moved on gets ``LeaseLostError`` and writes nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any, Protocol
+
+import structlog
+from botocore.exceptions import ClientError
+
+from bridge.core.leasing import Lease
+from bridge.processors.api import LeaseLostError
+
+log = structlog.get_logger("bridge.leases")
+
+KEY = "leaseKey"
+OWNER = "leaseOwner"
+COUNTER = "leaseCounter"
+CHECKPOINT = "checkpoint"
+SUB_SEQUENCE = "checkpointSubSequenceNumber"
+OWNER_SWITCHES = "ownerSwitchesSinceCheckpoint"
+PARENTS = "parentShardId"
+CHILDREN = "childShardIds"
+
+
+class LeaseConflictError(Exception):
+    """Another worker changed the lease first (a take or create lost the race)."""
+
+
+class LeaseStore(Protocol):
+    """What workers need from a lease table; ``bridge.testing`` has an in-memory one."""
+
+    async def ensure_table(self) -> None: ...
+    async def list_leases(self) -> list[Lease]: ...
+    async def create_lease(self, key: str, parents: frozenset[str]) -> bool: ...
+    async def add_children(self, key: str, children: frozenset[str]) -> None: ...
+    async def take(self, lease: Lease, owner: str) -> Lease: ...
+    async def renew(self, lease: Lease) -> Lease: ...
+    async def checkpoint(self, lease: Lease, checkpoint: str) -> Lease: ...
+    async def release(self, lease: Lease) -> None: ...
+    async def delete(self, key: str) -> None: ...
+
+
+class DynamoLeaseStore:
+    """``LeaseStore`` over an aiobotocore DynamoDB client."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+        self.reads = 0
+        self.writes = 0
+
+    async def ensure_table(self) -> None:
+        try:
+            await self.client.create_table(
+                TableName=self.table,
+                KeySchema=[{"AttributeName": KEY, "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": KEY, "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            log.info("lease table created", table=self.table)
+        except ClientError as exc:
+            if _code(exc) != "ResourceInUseException":
+                raise
+        for _ in range(120):
+            described = await self.client.describe_table(TableName=self.table)
+            if described["Table"]["TableStatus"] == "ACTIVE":
+                return
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"lease table {self.table} did not become ACTIVE")
+
+    async def list_leases(self) -> list[Lease]:
+        leases: list[Lease] = []
+        kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
+        while True:
+            page = await self.client.scan(**kwargs)
+            self.reads += 1
+            leases.extend(_from_item(item) for item in page.get("Items", []))
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return leases
+            kwargs["ExclusiveStartKey"] = start
+
+    async def create_lease(self, key: str, parents: frozenset[str]) -> bool:
+        item: dict[str, Any] = {
+            KEY: {"S": key},
+            COUNTER: {"N": "0"},
+            OWNER_SWITCHES: {"N": "0"},
+            SUB_SEQUENCE: {"N": "0"},
+        }
+        if parents:
+            item[PARENTS] = {"SS": sorted(parents)}
+        try:
+            await self.client.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#k)",
+                ExpressionAttributeNames={"#k": KEY},
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        finally:
+            self.writes += 1
+        return True
+
+    async def add_children(self, key: str, children: frozenset[str]) -> None:
+        if not children:
+            return
+        await self._update(
+            key,
+            "ADD #c :c",
+            {"#c": CHILDREN, "#k": KEY},
+            {":c": {"SS": sorted(children)}},
+            "attribute_exists(#k)",
+            conflict=LeaseConflictError,
+        )
+
+    async def take(self, lease: Lease, owner: str) -> Lease:
+        names = {"#o": OWNER, "#n": COUNTER, "#s": OWNER_SWITCHES}
+        values: dict[str, Any] = {":n": {"N": str(lease.counter)}, ":one": {"N": "1"}}
+        values[":me"] = {"S": owner}
+        switch = 0 if lease.owner == owner else 1
+        values[":sw"] = {"N": str(switch)}
+        if lease.owner is None:
+            condition = "#n = :n AND attribute_not_exists(#o)"
+        else:
+            condition = "#n = :n AND #o = :old"
+            values[":old"] = {"S": lease.owner}
+        await self._update(
+            lease.key,
+            "SET #o = :me, #n = #n + :one ADD #s :sw",
+            names,
+            values,
+            condition,
+            conflict=LeaseConflictError,
+        )
+        return replace(
+            lease,
+            owner=owner,
+            counter=lease.counter + 1,
+            owner_switches=lease.owner_switches + switch,
+        )
+
+    async def renew(self, lease: Lease) -> Lease:
+        await self._update(
+            lease.key,
+            "SET #n = #n + :one",
+            {"#o": OWNER, "#n": COUNTER},
+            {":one": {"N": "1"}, ":n": {"N": str(lease.counter)}, ":me": _owner(lease)},
+            "#n = :n AND #o = :me",
+            conflict=LeaseLostError,
+        )
+        return replace(lease, counter=lease.counter + 1)
+
+    async def checkpoint(self, lease: Lease, checkpoint: str) -> Lease:
+        await self._update(
+            lease.key,
+            "SET #c = :c, #s = :zero, #sub = :zero",
+            {
+                "#o": OWNER,
+                "#n": COUNTER,
+                "#c": CHECKPOINT,
+                "#s": OWNER_SWITCHES,
+                "#sub": SUB_SEQUENCE,
+            },
+            {
+                ":c": {"S": checkpoint},
+                ":zero": {"N": "0"},
+                ":n": {"N": str(lease.counter)},
+                ":me": _owner(lease),
+            },
+            "#n = :n AND #o = :me",
+            conflict=LeaseLostError,
+        )
+        return replace(lease, checkpoint=checkpoint, owner_switches=0)
+
+    async def release(self, lease: Lease) -> None:
+        await self._update(
+            lease.key,
+            "REMOVE #o SET #n = #n + :one",
+            {"#o": OWNER, "#n": COUNTER},
+            {":one": {"N": "1"}, ":n": {"N": str(lease.counter)}, ":me": _owner(lease)},
+            "#n = :n AND #o = :me",
+            conflict=LeaseLostError,
+        )
+
+    async def delete(self, key: str) -> None:
+        """Delete a finished lease; only one whose checkpoint is SHARD_END can go."""
+        try:
+            await self.client.delete_item(
+                TableName=self.table,
+                Key={KEY: {"S": key}},
+                ConditionExpression="#c = :end",
+                ExpressionAttributeNames={"#c": CHECKPOINT},
+                ExpressionAttributeValues={":end": {"S": "SHARD_END"}},
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+        finally:
+            self.writes += 1
+
+    async def _update(
+        self,
+        key: str,
+        expression: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        condition: str,
+        *,
+        conflict: type[Exception],
+    ) -> None:
+        try:
+            await self.client.update_item(
+                TableName=self.table,
+                Key={KEY: {"S": key}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise conflict(f"lease {key} changed under us ({condition})") from None
+            raise
+        finally:
+            self.writes += 1
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _owner(lease: Lease) -> dict[str, str]:
+    if lease.owner is None:
+        raise LeaseLostError(f"lease {lease.key} has no owner")
+    return {"S": lease.owner}
+
+
+def _strings(item: dict[str, Any], name: str) -> frozenset[str]:
+    value = item.get(name)
+    if not value:
+        return frozenset()
+    if "SS" in value:
+        return frozenset(value["SS"])
+    return frozenset([value["S"]]) if "S" in value else frozenset()
+
+
+def _from_item(item: dict[str, Any]) -> Lease:
+    return Lease(
+        key=item[KEY]["S"],
+        owner=item.get(OWNER, {}).get("S"),
+        counter=int(item.get(COUNTER, {"N": "0"})["N"]),
+        checkpoint=item.get(CHECKPOINT, {}).get("S"),
+        parents=_strings(item, PARENTS),
+        children=_strings(item, CHILDREN),
+        owner_switches=int(item.get(OWNER_SWITCHES, {"N": "0"})["N"]),
+    )

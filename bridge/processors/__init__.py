@@ -1,0 +1,23 @@
+"""Processors: where changes go. Built-ins (log, sqlite, kafka) and the API for your own."""
+
+from bridge.processors.api import (
+    Batch,
+    Checkpointer,
+    EndReason,
+    LeaseLostError,
+    PerShardFactory,
+    Processor,
+    ProcessorFactory,
+    ShardContext,
+)
+
+__all__ = [
+    "Batch",
+    "Checkpointer",
+    "EndReason",
+    "LeaseLostError",
+    "PerShardFactory",
+    "Processor",
+    "ProcessorFactory",
+    "ShardContext",
+]

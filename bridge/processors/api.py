@@ -1,0 +1,116 @@
+"""The processor interface users implement, and the pieces the runtime hands to it.
+
+One ``Processor`` instance serves one shard for as long as this worker owns it. Records arrive
+in order, in batches; when ``process`` returns, the runtime checkpoints after the batch (unless
+the processor checkpoints itself). A processor that stores its own checkpoint together with its
+data returns it from ``start``, and that answer wins over the lease table's.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from bridge.records import ChangeRecord
+
+
+class EndReason(StrEnum):
+    """Why a processor's ownership of a shard ended."""
+
+    SHUTDOWN = "shutdown"
+    """The worker is stopping (SIGTERM/SIGINT); the last batch was checkpointed."""
+    SHARD_END = "shard_end"
+    """The shard is closed and every record was processed; its children start next."""
+    LEASE_LOST = "lease_lost"
+    """Another worker owns the shard now; nothing more may be written for it."""
+    FAILED = "failed"
+    """Processing stopped at a record that kept failing (``on_error: stop``) or the stream
+    failed."""
+
+
+class LeaseLostError(Exception):
+    """A checkpoint was refused because this worker no longer owns the shard's lease."""
+
+
+class Checkpointer(Protocol):
+    async def checkpoint(self, sequence_number: str) -> None:
+        """Record that every record up to and including ``sequence_number`` is done.
+
+        Raises ``LeaseLostError`` when the lease moved on: the processor must then stop.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ShardContext:
+    shard_id: str
+    table: str
+    stream_arn: str
+    worker_id: str
+    checkpointer: Checkpointer
+    parent_shard_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Records of one shard, in stream order; never empty."""
+
+    shard_id: str
+    records: Sequence[ChangeRecord]
+
+    @property
+    def last_sequence_number(self) -> str:
+        return self.records[-1].sequence_number
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+class Processor(ABC):
+    """Apply a shard's changes somewhere. Subclass it and name it in ``processor.kind``.
+
+    ``processor.options`` are passed to the constructor as keyword arguments.
+    """
+
+    checkpoint_after_batch: bool = True
+    """Set to False when ``process`` checkpoints through ``context.checkpointer`` itself."""
+
+    async def start(self, context: ShardContext) -> str | None:
+        """Called once before the first batch. Return a checkpoint stored with the data, if any."""
+        self.context = context
+        return None
+
+    @abstractmethod
+    async def process(self, batch: Batch) -> None:
+        """Apply the batch. Raise to have it retried (``processor.max_attempts``)."""
+
+    async def end(self, reason: EndReason) -> None:  # noqa: B027 - optional hook
+        """Called once when ownership ends; after ``LEASE_LOST`` nothing may be written."""
+
+
+class ProcessorFactory(ABC):
+    """Creates one processor per shard and owns what they share (one producer per worker)."""
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect shared resources and check them (fail here, clearly, rather than per shard)."""
+
+    @abstractmethod
+    def create(self, shard_id: str) -> Processor: ...
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Flush and release shared resources; called after every processor ended."""
+
+
+class PerShardFactory(ProcessorFactory):
+    """The factory used for a plain ``Processor`` class: a new instance per shard."""
+
+    def __init__(self, cls: type[Processor], options: Mapping[str, Any]) -> None:
+        self.cls = cls
+        self.options = dict(options)
+
+    def create(self, shard_id: str) -> Processor:
+        return self.cls(**self.options)

@@ -1,0 +1,64 @@
+"""Turn ``processor.kind`` into a factory, with an error that says what is wrong at start."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from bridge.processors.api import PerShardFactory, Processor, ProcessorFactory
+
+BUILTIN = {
+    "log": "bridge.processors.log:LogProcessor",
+    "sqlite": "bridge.processors.sqlite:SqliteProcessorFactory",
+    "kafka": "bridge.processors.kafka:KafkaProcessorFactory",
+}
+
+
+class ProcessorLoadError(Exception):
+    """``processor.kind`` names something that cannot be loaded or is not a processor."""
+
+
+def load_factory(kind: str, options: Mapping[str, Any], **runtime: Any) -> ProcessorFactory:
+    """Build the factory for ``kind``.
+
+    ``runtime`` carries what the worker knows (table name, app, ...); factories that accept a
+    keyword of that name get it, others are not bothered with it.
+    """
+    target = BUILTIN.get(kind, kind)
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ProcessorLoadError(
+            f"processor.kind {kind!r}: cannot import {module_name}: {exc}"
+        ) from exc
+    obj = getattr(module, attr, None)
+    if obj is None:
+        raise ProcessorLoadError(f"processor.kind {kind!r}: {module_name} has no {attr!r}")
+    if inspect.isclass(obj) and issubclass(obj, ProcessorFactory):
+        return _construct(kind, obj, {**_accepted(obj, runtime), **options})
+    if inspect.isclass(obj) and issubclass(obj, Processor):
+        if inspect.isabstract(obj):
+            missing = ", ".join(sorted(obj.__abstractmethods__))
+            raise ProcessorLoadError(f"processor.kind {kind!r}: does not implement {missing}")
+        _construct(kind, obj, options)  # fail now, not on the first shard
+        return PerShardFactory(obj, options)
+    raise ProcessorLoadError(
+        f"processor.kind {kind!r}: {attr} is not a subclass of bridge.Processor or "
+        "bridge.ProcessorFactory"
+    )
+
+
+def _accepted(cls: type, runtime: Mapping[str, Any]) -> dict[str, Any]:
+    params = inspect.signature(cls).parameters
+    return {name: value for name, value in runtime.items() if name in params}
+
+
+def _construct(kind: str, cls: type[Any], options: Mapping[str, Any]) -> ProcessorFactory:
+    try:
+        factory: ProcessorFactory = cls(**options)
+    except TypeError as exc:
+        raise ProcessorLoadError(f"processor.kind {kind!r}: bad processor.options: {exc}") from None
+    return factory

@@ -1,0 +1,77 @@
+"""Assemble a worker from configuration: clients, lease store, processor, and run it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aioboto3
+import structlog
+
+from bridge.aws import client_kwargs
+from bridge.config import BridgeConfig
+from bridge.leases.store import DynamoLeaseStore
+from bridge.logs import default_worker_id
+from bridge.metrics import Metrics
+from bridge.processors.loader import load_factory
+from bridge.streams.client import StaticCredentials, StreamsClient
+from bridge.worker.worker import Worker
+
+log = structlog.get_logger("bridge.app")
+
+
+@dataclass
+class Runtime:
+    worker: Worker
+    streams: StreamsClient
+    stream_arn: str
+
+
+def streams_client(config: BridgeConfig) -> StreamsClient:
+    source = config.source
+    credentials = None
+    if source.aws_access_key_id and source.aws_secret_access_key:
+        credentials = StaticCredentials(
+            source.aws_access_key_id.get_secret_value(),
+            source.aws_secret_access_key.get_secret_value(),
+        )
+    return StreamsClient(source.region, source.endpoint_url, credentials=credentials)
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(config: BridgeConfig) -> AsyncIterator[Runtime]:
+    """Connect everything a worker needs; fails early (before taking leases) on bad settings."""
+    worker_id = config.worker_id or default_worker_id()
+    factory = load_factory(
+        config.processor.kind,
+        config.processor.options,
+        table=config.source.table,
+        app=config.app,
+        worker_id=worker_id,
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        streams = await stack.enter_async_context(streams_client(config))
+        stream_arn = config.source.stream_arn or await streams.latest_stream_arn(
+            config.source.table
+        )
+        session = aioboto3.Session()
+        dynamodb = await stack.enter_async_context(
+            session.client("dynamodb", **client_kwargs(config.source))
+        )
+        store = DynamoLeaseStore(dynamodb, config.lease_table)
+        worker = Worker(
+            config,
+            worker_id=worker_id,
+            reader=streams,
+            store=store,
+            factory=factory,
+            metrics=Metrics(config.app, config.source.table),
+        )
+        yield Runtime(worker=worker, streams=streams, stream_arn=stream_arn)
+
+
+async def run_worker(config: BridgeConfig) -> None:
+    async with open_runtime(config) as runtime:
+        runtime.worker.install_signal_handlers()
+        await runtime.worker.run(runtime.stream_arn)

@@ -1,0 +1,138 @@
+"""Hand a batch to the processor: retries with backoff, then stop or dead-letter.
+
+When a batch keeps failing, it is replayed one record at a time to find the record(s) that
+fail: with ``on_error: stop`` the shard halts right before the first of them (everything before
+it is checkpointed); with ``dead_letter`` each failing record goes to the dead-letter file and
+the rest go through. Replaying may hand the processor records it already saw in the failed
+batch: delivery is at-least-once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import structlog
+
+from bridge.core.backoff import Backoff
+from bridge.processors.api import Batch, LeaseLostError, Processor
+from bridge.processors.dead_letter import DeadLetterFile
+
+if TYPE_CHECKING:
+    from bridge.records import ChangeRecord
+
+log = structlog.get_logger("bridge.delivery")
+
+
+class ProcessingHaltedError(Exception):
+    """``on_error: stop``: the shard stops right before ``record``."""
+
+    def __init__(self, record: ChangeRecord, error: BaseException) -> None:
+        super().__init__(
+            f"processor failed on shard {record.shard_id} at sequence number "
+            f"{record.sequence_number}: {type(error).__name__}: {error}"
+        )
+        self.record = record
+        self.error = error
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    max_attempts: int
+    on_error: Literal["stop", "dead_letter"]
+    backoff: Backoff
+
+
+class BatchDelivery:
+    def __init__(
+        self,
+        processor: Processor,
+        policy: DeliveryPolicy,
+        *,
+        checkpoint: Callable[[str], Awaitable[None]],
+        dead_letter: DeadLetterFile | None,
+        on_dead_letter: Callable[[], None] = lambda: None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.processor = processor
+        self.policy = policy
+        self.checkpoint = checkpoint
+        self.dead_letter = dead_letter
+        self.on_dead_letter = on_dead_letter
+        self.rng = rng or random.Random()
+
+    async def deliver(self, batch: Batch) -> None:
+        """Process the batch and move the checkpoint past it, or raise ``ProcessingHaltedError``."""
+        error = await self._attempt(batch)
+        if error is None:
+            await self._checkpoint(batch.last_sequence_number)
+            return
+        if len(batch) == 1:
+            await self._give_up(batch.records[0], error)
+            return
+        log.warning(
+            "batch keeps failing; replaying it record by record",
+            shard=batch.shard_id,
+            records=len(batch),
+            error=repr(error),
+        )
+        await self._one_by_one(batch.shard_id, batch.records)
+
+    async def _one_by_one(self, shard_id: str, records: Sequence[ChangeRecord]) -> None:
+        done: str | None = None  # last record through, not yet checkpointed
+        for record in records:
+            error = await self._attempt(Batch(shard_id, [record]))
+            if error is None:
+                done = record.sequence_number
+                continue
+            if done is not None:
+                await self._checkpoint(done)
+                done = None
+            await self._give_up(record, error)
+        if done is not None:
+            await self._checkpoint(done)
+
+    async def _attempt(self, batch: Batch) -> Exception | None:
+        """Up to ``max_attempts`` tries; the last error, or None on success."""
+        last: Exception | None = None
+        for attempt in range(self.policy.max_attempts):
+            if attempt:
+                await asyncio.sleep(self.policy.backoff.delay(attempt - 1, self.rng))
+            try:
+                await self.processor.process(batch)
+            except LeaseLostError:
+                raise
+            except Exception as exc:
+                last = exc
+                log.warning(
+                    "processor failed",
+                    shard=batch.shard_id,
+                    attempt=attempt + 1,
+                    of=self.policy.max_attempts,
+                    first_seq=batch.records[0].sequence_number,
+                    error=repr(exc),
+                )
+            else:
+                return None
+        return last
+
+    async def _give_up(self, record: ChangeRecord, error: Exception) -> None:
+        if self.policy.on_error == "stop" or self.dead_letter is None:
+            raise ProcessingHaltedError(record, error)
+        await self.dead_letter.write(record, error, self.policy.max_attempts)
+        self.on_dead_letter()
+        log.error(
+            "record sent to the dead-letter file",
+            shard=record.shard_id,
+            seq=record.sequence_number,
+            path=str(self.dead_letter.path),
+            error=repr(error),
+        )
+        await self._checkpoint(record.sequence_number)
+
+    async def _checkpoint(self, sequence_number: str) -> None:
+        if self.processor.checkpoint_after_batch:
+            await self.checkpoint(sequence_number)

@@ -1,0 +1,100 @@
+"""A lease this worker holds: renewed on its own task, checkpointed through the same lock.
+
+Renewals and checkpoints are both conditional on the counter, so they must not race each other:
+one lock per lease serialises them and keeps the counter we hold current. The holder also keeps
+its own deadline (when the last successful renewal was *sent*, plus ``lease_duration``): another
+worker can only see that renewal later, so once the deadline passes this worker must assume the
+lease is gone, even if it could not hear so from DynamoDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+
+from bridge.core.leasing import Lease
+from bridge.leases.store import LeaseStore
+from bridge.processors.api import LeaseLostError
+
+log = structlog.get_logger("bridge.lease")
+
+
+class LeaseHolder:
+    def __init__(
+        self,
+        store: LeaseStore,
+        lease: Lease,
+        lease_duration: float,
+        *,
+        taken_at: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.lease = lease
+        self.lease_duration = lease_duration
+        self.clock = clock
+        self.valid_until = taken_at + lease_duration
+        self.lost = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.checkpoint_writes = 0
+
+    @property
+    def key(self) -> str:
+        return self.lease.key
+
+    def is_valid(self) -> bool:
+        if not self.lost.is_set() and self.clock() >= self.valid_until:
+            self._mark_lost("lease deadline passed without a successful renewal")
+        return not self.lost.is_set()
+
+    def ensure_valid(self) -> None:
+        if not self.is_valid():
+            raise LeaseLostError(f"lease {self.key} is no longer ours")
+
+    async def renew(self) -> bool:
+        """Renew once; False when the lease is lost (refused, or our deadline passed)."""
+        async with self._lock:
+            if not self.is_valid():
+                return False
+            sent = self.clock()
+            try:
+                self.lease = await self.store.renew(self.lease)
+            except LeaseLostError:
+                self._mark_lost("renewal refused: another worker holds the lease")
+                return False
+            except Exception as exc:  # transient: keep trying until our own deadline
+                log.warning("lease renewal failed", shard=self.key, error=repr(exc))
+                return self.is_valid()
+            self.valid_until = sent + self.lease_duration
+            return True
+
+    async def checkpoint(self, sequence_number: str) -> None:
+        async with self._lock:
+            self.ensure_valid()
+            try:
+                self.lease = await self.store.checkpoint(self.lease, sequence_number)
+            except LeaseLostError:
+                self._mark_lost("checkpoint refused: another worker holds the lease")
+                raise
+            self.checkpoint_writes += 1
+
+    async def release(self) -> None:
+        """Give the lease up so another worker can take it at once instead of waiting for expiry."""
+        async with self._lock:
+            if not self.is_valid():
+                return
+            try:
+                await self.store.release(self.lease)
+            except LeaseLostError:
+                pass
+            except Exception as exc:
+                log.warning("lease release failed; it will expire", shard=self.key, error=repr(exc))
+            self.lost.set()
+
+    def _mark_lost(self, why: str) -> None:
+        if not self.lost.is_set():
+            log.warning("lease lost", shard=self.key, counter=self.lease.counter, reason=why)
+            self.lost.set()

@@ -1,0 +1,270 @@
+"""One task per owned shard: read in order, hand batches to the processor, checkpoint.
+
+The decisions (where to start, how long to wait, what an error means) live in the pure core;
+this module is the loop that carries them out against a ``StreamReader`` and a lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import structlog
+
+from bridge.core.backoff import Backoff, PollPacer
+from bridge.core.lineage import ShardLifecycle
+from bridge.core.positions import (
+    SHARD_END,
+    InitialPosition,
+    IteratorRequest,
+    TrimAction,
+    after_trim,
+    records_lost,
+    resume_after_expiry,
+    start_position,
+)
+from bridge.metrics import Metrics
+from bridge.processors.api import Batch, EndReason, LeaseLostError, Processor, ShardContext
+from bridge.streams.errors import (
+    ExpiredIteratorError,
+    FatalStreamError,
+    TransientStreamError,
+    TrimmedDataError,
+)
+from bridge.streams.reader import StreamReader
+from bridge.worker.delivery import BatchDelivery, ProcessingHaltedError
+from bridge.worker.lease_holder import LeaseHolder
+
+if TYPE_CHECKING:
+    from bridge.records import ChangeRecord
+
+log = structlog.get_logger("bridge.shard")
+
+
+class _Stopping(Exception):
+    """Shutdown was requested while waiting to retry; there is no batch in hand."""
+
+
+class RecordsTrimmedError(FatalStreamError):
+    """Records were trimmed by retention before this shard read them (``on_trimmed: fail``)."""
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    initial: InitialPosition
+    max_records: int
+    interval: float
+    idle_interval: float
+    on_trimmed: Literal["fail", "resume"]
+    roundtrip_attribute: str | None = None
+
+
+class ShardConsumer:
+    def __init__(
+        self,
+        *,
+        context: ShardContext,
+        reader: StreamReader,
+        holder: LeaseHolder,
+        processor: Processor,
+        delivery: BatchDelivery,
+        settings: ConsumerSettings,
+        metrics: Metrics,
+        stop: asyncio.Event,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.context = context
+        self.shard_id = context.shard_id
+        self.reader = reader
+        self.holder = holder
+        self.processor = processor
+        self.delivery = delivery
+        self.settings = settings
+        self.metrics = metrics
+        self.stop = stop
+        self.rng = rng or random.Random()
+        self.pacer = PollPacer(settings.interval, settings.idle_interval)
+        self.backoff = Backoff(base=max(settings.interval, 0.05), cap=60.0)
+        self.checkpoint: str | None = None
+        self.last_sequence: str | None = None
+        self.lag_ms = 0.0
+        self.last_read_at = time.monotonic()
+        self.end_reason: EndReason | None = None
+        self.backoff_attempt = 0
+        self._lost_after: str | None = None
+        # The worker starts a consumer only once every parent is exhausted.
+        self.lifecycle = ShardLifecycle(self.shard_id, frozenset())
+        self._log = log.bind(shard=self.shard_id)
+
+    async def run(self) -> EndReason:
+        reason = EndReason.FAILED
+        try:
+            reason = await self._consume()
+        except _Stopping:
+            reason = EndReason.SHUTDOWN
+        except LeaseLostError:
+            reason = EndReason.LEASE_LOST
+            self.metrics.lease_losses.inc()
+            self._log.warning("stopped: lease lost; nothing more is written for this shard")
+        except ProcessingHaltedError as exc:
+            self.metrics.errors_fatal.inc()
+            self._log.error("stopped: processor keeps failing", error=str(exc))
+        except FatalStreamError as exc:
+            self.metrics.errors_fatal.inc()
+            self._log.error("stopped: stream error", error=str(exc))
+            raise
+        finally:
+            self.end_reason = reason
+            await self._end(reason)
+        return reason
+
+    async def _end(self, reason: EndReason) -> None:
+        try:
+            await self.processor.end(reason)
+        except Exception as exc:
+            self._log.error("processor end hook failed", reason=str(reason), error=repr(exc))
+
+    async def _consume(self) -> EndReason:
+        own = await self.processor.start(self.context)
+        self.checkpoint = own if own is not None else self.holder.lease.checkpoint
+        request = start_position(
+            self.checkpoint, self.settings.initial, bool(self.context.parent_shard_ids)
+        )
+        if request is None:
+            self.lifecycle.ended()
+            return EndReason.SHARD_END
+        self._log.info("shard started", checkpoint=self.checkpoint, start=request.kind)
+        iterator: str | None = await self._iterator(request)
+        self.lifecycle.reading()
+        while iterator is not None:
+            if self.stop.is_set():
+                return EndReason.SHUTDOWN
+            self.holder.ensure_valid()
+            iterator = await self._poll(iterator)
+        await self.holder.checkpoint(SHARD_END)
+        self.metrics.checkpoint_writes.inc()
+        self.lifecycle.ended()
+        self._log.info("shard end reached", last_seq=self.last_sequence)
+        return EndReason.SHARD_END
+
+    async def _poll(self, iterator: str) -> str | None:
+        """One GetRecords round; returns the next iterator, None at the shard's end."""
+        try:
+            page = await self.reader.get_records(iterator, self.settings.max_records)
+        except ExpiredIteratorError:
+            self._log.info("iterator expired; resuming from the last position")
+            return await self._iterator(self._resume_request())
+        except TrimmedDataError as exc:
+            return await self._after_trim(exc)
+        except TransientStreamError as exc:
+            await self._transient(exc)
+            return iterator
+        finally:
+            self.metrics.getrecords_calls.inc()
+        self.backoff_attempt = 0
+        self.last_read_at = time.monotonic()
+        if page.records:
+            await self._handle(page.records)
+        else:
+            self.lag_ms = 0.0
+        if page.next_iterator is not None:
+            await self._wait(self.pacer.after_read(len(page.records)))
+        return page.next_iterator
+
+    async def _handle(self, records: list[ChangeRecord]) -> None:
+        self.metrics.records_consumed.inc(len(records))
+        if self._lost_after is not None:
+            self._count_lost(records[0].sequence_number)
+        await self.delivery.deliver(Batch(self.shard_id, records))
+        self.last_sequence = records[-1].sequence_number
+        self.checkpoint = self.last_sequence
+        self.metrics.records_processed.inc(len(records))
+        now = time.time()
+        self.lag_ms = max(0.0, (now - records[-1].approximate_creation_time.timestamp()) * 1000)
+        if self.settings.roundtrip_attribute:
+            self._observe_roundtrip(records, now)
+
+    def _observe_roundtrip(self, records: list[ChangeRecord], now: float) -> None:
+        attribute = self.settings.roundtrip_attribute
+        for record in records:
+            written = (record.new_image or {}).get(attribute) if attribute else None
+            if isinstance(written, int | float):
+                self.metrics.roundtrip.observe(max(0.0, now - float(written) / 1000))
+
+    def _resume_request(self) -> IteratorRequest:
+        return resume_after_expiry(
+            self.last_sequence,
+            self.checkpoint,
+            self.settings.initial,
+            bool(self.context.parent_shard_ids),
+        )
+
+    async def _iterator(self, request: IteratorRequest) -> str:
+        attempt = 0
+        while True:
+            try:
+                return await self.reader.get_shard_iterator(
+                    self.context.stream_arn, self.shard_id, request.kind, request.sequence_number
+                )
+            except TrimmedDataError as exc:
+                return await self._after_trim(exc)
+            except TransientStreamError as exc:
+                self.backoff_attempt = attempt
+                await self._transient(exc)
+                attempt += 1
+                if self.stop.is_set():
+                    raise _Stopping from None
+
+    async def _after_trim(self, exc: TrimmedDataError) -> str:
+        position = self.last_sequence or self.checkpoint
+        self._log.error(
+            "records were trimmed by retention before they were read",
+            after=position,
+            on_trimmed=self.settings.on_trimmed,
+            error=str(exc),
+        )
+        decision = after_trim(position, self.settings.on_trimmed)
+        self._lost_after = decision.lost_after
+        if decision.action is TrimAction.FAIL or decision.retry_from is None:
+            await self._measure_loss()
+            raise RecordsTrimmedError(
+                f"shard {self.shard_id} of {self.context.stream_arn}: records after {position} "
+                "were trimmed before they were read (on_trimmed: fail)"
+            ) from exc
+        return await self._iterator(decision.retry_from)
+
+    async def _measure_loss(self) -> None:
+        """Before stopping, look at the oldest record still there so the loss is counted."""
+        try:
+            iterator = await self.reader.get_shard_iterator(
+                self.context.stream_arn, self.shard_id, "TRIM_HORIZON", None
+            )
+            page = await self.reader.get_records(iterator, 1)
+        except Exception as exc:
+            self._log.warning("could not measure the loss", error=repr(exc))
+            return
+        if page.records:
+            self._count_lost(page.records[0].sequence_number)
+
+    def _count_lost(self, first_available: str) -> None:
+        after, self._lost_after = self._lost_after, None
+        lost = records_lost(after, first_available)
+        if lost:
+            self.metrics.records_lost.inc(lost)
+            self._log.error("records lost to retention", count=lost, after=after)
+
+    async def _transient(self, exc: TransientStreamError) -> None:
+        self.metrics.errors_transient.inc()
+        delay = self.backoff.delay(self.backoff_attempt, self.rng)
+        self.backoff_attempt += 1
+        self._log.warning("transient stream error; backing off", error=str(exc), delay_s=delay)
+        await self._wait(delay)
+
+    async def _wait(self, delay: float) -> None:
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), delay)

@@ -1,0 +1,369 @@
+"""A worker: take leases, run one consumer per owned shard, renew, drain on SIGTERM.
+
+Three loops run side by side in one TaskGroup: the renewer (its own task, so a busy processor
+can never starve renewals), the leaser (take free, expired or stealable leases; start
+consumers whose parents are done) and the shard syncer (new shards -> new leases).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from bridge.config import BridgeConfig
+from bridge.core.backoff import Backoff
+from bridge.core.leasing import ExpiryTracker, Lease, plan_take
+from bridge.core.lineage import parents_exhausted
+from bridge.core.positions import InitialPosition
+from bridge.leases.store import LeaseConflictError, LeaseStore
+from bridge.metrics import Metrics
+from bridge.processors.api import EndReason, ProcessorFactory, ShardContext
+from bridge.processors.dead_letter import DeadLetterFile
+from bridge.streams.errors import FatalStreamError, StreamError
+from bridge.streams.reader import StreamReader
+from bridge.worker.delivery import BatchDelivery, DeliveryPolicy
+from bridge.worker.lease_holder import LeaseHolder
+from bridge.worker.shard_consumer import ConsumerSettings, ShardConsumer
+from bridge.worker.shard_syncer import ShardSyncer
+
+log = structlog.get_logger("bridge.worker")
+
+
+class WorkerFailedError(Exception):
+    """The worker stopped because of an error that retrying cannot fix."""
+
+
+@dataclass
+class _Owned:
+    holder: LeaseHolder
+    consumer: ShardConsumer | None = None
+    task: asyncio.Task[EndReason] | None = None
+    failed: bool = False
+
+
+@dataclass
+class WorkerState:
+    """What the worker holds now; read by status, readiness and tests."""
+
+    owned: dict[str, _Owned] = field(default_factory=dict)
+    fatal: BaseException | None = None
+
+
+class Worker:
+    def __init__(
+        self,
+        config: BridgeConfig,
+        *,
+        worker_id: str,
+        reader: StreamReader,
+        store: LeaseStore,
+        factory: ProcessorFactory,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.worker_id = worker_id
+        self.reader = reader
+        self.store = store
+        self.factory = factory
+        self.metrics = metrics or Metrics(config.app, config.source.table)
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.state = WorkerState()
+        self.stopping = asyncio.Event()
+        self.tracker = ExpiryTracker()
+        self.stream_arn = ""
+        self.sync_requested = asyncio.Event()
+        self.lease_duration = config.coordination.lease_duration.total_seconds()
+        self.dead_letter = (
+            DeadLetterFile(
+                config.processor.dead_letter_path or _default_dead_letter_path(config.app)
+            )
+            if config.processor.on_error == "dead_letter"
+            else None
+        )
+        self._log = log.bind(worker=worker_id)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        if not self.stopping.is_set():
+            self._log.info("stop requested: finishing batches, checkpointing, releasing leases")
+            self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+
+    async def run(self, stream_arn: str) -> None:
+        """Run until stopped; raises ``WorkerFailedError`` after a fatal error (leases released)."""
+        self.stream_arn = stream_arn
+        await self.store.ensure_table()
+        await self.factory.open()
+        self._log.info("worker started", stream=stream_arn)
+        try:
+            async with asyncio.TaskGroup() as group:
+                loops = [
+                    group.create_task(self._every(self._renew_all, self._renew_interval())),
+                    group.create_task(self._sync_loop()),
+                    group.create_task(self._every(self._take_cycle, self._take_interval())),
+                ]
+                await self.stopping.wait()
+                await self._drain()
+                for task in loops:
+                    task.cancel()
+        finally:
+            await self.factory.close()
+        if self.state.fatal is not None:
+            raise WorkerFailedError(str(self.state.fatal)) from self.state.fatal
+        self._log.info("worker stopped")
+
+    async def _drain(self) -> None:
+        """Let consumers finish the batch in hand and checkpoint, then give the leases back."""
+        tasks = [owned.task for owned in self.state.owned.values() if owned.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(
+            *(owned.holder.release() for owned in self.state.owned.values()),
+            return_exceptions=True,
+        )
+        self.state.owned.clear()
+        self._update_gauges()
+
+    def _renew_interval(self) -> float:
+        return self.config.coordination.effective_renew_interval.total_seconds()
+
+    def _take_interval(self) -> float:
+        return self.config.coordination.take_interval.total_seconds()
+
+    async def _every(self, action: Callable[[], object], interval: float) -> None:
+        backoff = Backoff(base=interval, cap=60.0)
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                await action()  # type: ignore[misc]
+                failures = 0
+                delay = interval
+            except StreamError as exc:
+                if isinstance(exc, FatalStreamError):
+                    self._fail(exc)
+                    return
+                failures += 1
+                delay = backoff.delay(failures, self.rng)
+                self.metrics.errors_transient.inc()
+                self._log.warning("coordination step failed", error=repr(exc), retry_s=delay)
+            except Exception as exc:
+                failures += 1
+                delay = backoff.delay(failures, self.rng)
+                self.metrics.errors_transient.inc()
+                self._log.warning("coordination step failed", error=repr(exc), retry_s=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+
+    def _fail(self, error: BaseException) -> None:
+        if self.state.fatal is None:
+            self.state.fatal = error
+            self._log.error("fatal error; stopping the worker", error=str(error))
+        self.request_stop()
+
+    # -- shard sync --------------------------------------------------------------------------
+
+    async def _sync_loop(self) -> None:
+        syncer = ShardSyncer(
+            self.reader, self.store, self.stream_arn, initial=_initial(self.config)
+        )
+        interval = self.config.coordination.shard_sync_interval.total_seconds()
+        min_gap = min(interval, 1.0)
+        last = -float("inf")
+        while not self.stopping.is_set():
+            wait = max(0.0, last + min_gap - self.clock())
+            if wait:
+                await asyncio.sleep(wait)
+            self.sync_requested.clear()
+            last = self.clock()
+            try:
+                await syncer.sync()
+                self.metrics.describe_stream_calls.inc()
+            except FatalStreamError as exc:
+                self._fail(exc)
+                return
+            except Exception as exc:
+                self.metrics.errors_transient.inc()
+                self._log.warning("shard sync failed", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sync_or_stop(), interval)
+
+    async def _sync_or_stop(self) -> None:
+        stop = asyncio.ensure_future(self.stopping.wait())
+        sync = asyncio.ensure_future(self.sync_requested.wait())
+        try:
+            await asyncio.wait({stop, sync}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            sync.cancel()
+
+    # -- leases ------------------------------------------------------------------------------
+
+    async def _renew_all(self) -> None:
+        holders = [owned.holder for owned in self.state.owned.values()]
+        await asyncio.gather(*(holder.renew() for holder in holders))
+        for key, owned in list(self.state.owned.items()):
+            if owned.holder.lost.is_set() and (owned.task is None or owned.task.done()):
+                self.state.owned.pop(key, None)
+        self._update_gauges()
+
+    async def _take_cycle(self) -> None:
+        leases = await self.store.list_leases()
+        now = self.clock()
+        self.tracker.observe(leases, now)
+        by_key = {lease.key: lease for lease in leases}
+        held = {key for key, owned in self.state.owned.items() if not owned.holder.lost.is_set()}
+        plan = plan_take(
+            leases=leases,
+            me=self.worker_id,
+            held=held,
+            live_workers=self._live_workers(leases),
+            tracker=self.tracker,
+            now=now,
+            lease_duration=self.lease_duration,
+            max_leases=self.config.coordination.max_leases_per_worker,
+            max_steals=self.config.coordination.max_steals_per_cycle,
+            rng=self.rng,
+        )
+        for lease in plan.take:
+            await self._take(lease, stolen=False)
+        for lease in plan.steal:
+            await self._take(lease, stolen=True)
+        self._start_ready_consumers(by_key)
+        self._update_gauges()
+
+    def _live_workers(self, leases: list[Lease]) -> frozenset[str]:
+        return frozenset([self.worker_id])
+
+    async def _take(self, lease: Lease, *, stolen: bool) -> None:
+        sent = self.clock()
+        try:
+            taken = await self.store.take(lease, self.worker_id)
+        except LeaseConflictError:
+            return
+        (self.metrics.lease_steals if stolen else self.metrics.lease_takes).inc()
+        self._log.info(
+            "lease stolen" if stolen else "lease taken",
+            shard=lease.key,
+            counter=taken.counter,
+            previous_owner=lease.owner,
+        )
+        self.state.owned[lease.key] = _Owned(
+            LeaseHolder(self.store, taken, self.lease_duration, taken_at=sent, clock=self.clock)
+        )
+
+    def _start_ready_consumers(self, leases: dict[str, Lease]) -> None:
+        for key, owned in self.state.owned.items():
+            if owned.task is not None or owned.failed or owned.holder.lost.is_set():
+                continue
+            lease = owned.holder.lease
+            if lease.finished:
+                continue
+            checkpoints = {other.key: other.checkpoint for other in leases.values()}
+            if parents_exhausted(lease.parents, checkpoints):
+                self._start_consumer(key, owned)
+
+    def _start_consumer(self, key: str, owned: _Owned) -> None:
+        context = ShardContext(
+            shard_id=key,
+            table=self.config.source.table,
+            stream_arn=self.stream_arn,
+            worker_id=self.worker_id,
+            checkpointer=owned.holder,
+            parent_shard_ids=owned.holder.lease.parents,
+        )
+        processor = self.factory.create(key)
+        policy = DeliveryPolicy(
+            max_attempts=self.config.processor.max_attempts,
+            on_error=self.config.processor.on_error,
+            backoff=Backoff(base=0.1, cap=5.0),
+        )
+
+        async def checkpoint(sequence_number: str) -> None:
+            await owned.holder.checkpoint(sequence_number)
+            self.metrics.checkpoint_writes.inc()
+
+        delivery = BatchDelivery(
+            processor,
+            policy,
+            checkpoint=checkpoint,
+            dead_letter=self.dead_letter,
+            on_dead_letter=self.metrics.dead_letters.inc,
+            rng=self.rng,
+        )
+        polling = self.config.polling
+        settings = ConsumerSettings(
+            initial=_initial(self.config),
+            max_records=polling.max_records,
+            interval=polling.interval.total_seconds(),
+            idle_interval=polling.idle_interval.total_seconds(),
+            on_trimmed=self.config.source.on_trimmed,
+            roundtrip_attribute=self.config.metrics.roundtrip_attribute,
+        )
+        owned.consumer = ShardConsumer(
+            context=context,
+            reader=self.reader,
+            holder=owned.holder,
+            processor=processor,
+            delivery=delivery,
+            settings=settings,
+            metrics=self.metrics,
+            stop=self.stopping,
+            rng=self.rng,
+        )
+        owned.task = asyncio.create_task(owned.consumer.run(), name=f"shard-{key}")
+        owned.task.add_done_callback(lambda task: self._consumer_done(key, task))
+
+    def _consumer_done(self, key: str, task: asyncio.Task[EndReason]) -> None:
+        owned = self.state.owned.get(key)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, FatalStreamError):
+            self._fail(error)
+            return
+        if error is not None:
+            self._log.error("shard consumer crashed", shard=key, error=repr(error))
+            self._fail(error)
+            return
+        reason = task.result()
+        if owned is None:
+            return
+        if reason is EndReason.SHARD_END:
+            self.sync_requested.set()  # children may need leases
+            self.state.owned.pop(key, None)
+            asyncio.get_running_loop().create_task(owned.holder.release())
+        elif reason is EndReason.LEASE_LOST:
+            self.state.owned.pop(key, None)
+        elif reason is EndReason.FAILED:
+            owned.failed = True  # keep the lease so no other worker reads past the failure
+        self._update_gauges()
+
+    def _update_gauges(self) -> None:
+        running = [o for o in self.state.owned.values() if o.task is not None and not o.task.done()]
+        self.metrics.shards_active.set(len(running))
+        self.metrics.leases_owned.set(len(self.state.owned))
+        lags = [o.consumer.lag_ms for o in running if o.consumer is not None]
+        self.metrics.lag_ms.set(max(lags, default=0.0))
+
+
+def _initial(config: BridgeConfig) -> InitialPosition:
+    return "latest" if config.source.start == "latest" else "trim_horizon"
+
+
+def _default_dead_letter_path(app: str) -> Path:
+    return Path(f"{app}-dead-letter.jsonl")

@@ -1,0 +1,95 @@
+"""The DynamoDB lease store over HTTP: every ownership write is fenced by owner and counter."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import aioboto3
+import pytest
+
+from bridge.leases.store import DynamoLeaseStore, LeaseConflictError
+from bridge.local.processes import MotoServer
+from bridge.processors.api import LeaseLostError
+
+
+@pytest.fixture
+async def store(moto_server: MotoServer) -> AsyncIterator[DynamoLeaseStore]:
+    session = aioboto3.Session()
+    async with session.client(
+        "dynamodb", endpoint_url=moto_server.endpoint_url, region_name="us-east-1"
+    ) as client:
+        lease_store = DynamoLeaseStore(client, f"app-{uuid.uuid4().hex[:8]}-leases")
+        await lease_store.ensure_table()
+        yield lease_store
+
+
+async def test_create_is_idempotent_and_records_parents(store: DynamoLeaseStore) -> None:
+    assert await store.create_lease("shard-1", frozenset())
+    assert await store.create_lease("shard-2", frozenset(["shard-1"]))
+    assert not await store.create_lease("shard-2", frozenset())
+    await store.add_children("shard-1", frozenset(["shard-2"]))
+    leases = {lease.key: lease for lease in await store.list_leases()}
+    assert leases["shard-2"].parents == frozenset(["shard-1"])
+    assert leases["shard-1"].children == frozenset(["shard-2"])
+    assert leases["shard-1"].owner is None
+    assert leases["shard-1"].counter == 0
+
+
+async def test_take_renew_checkpoint_release(store: DynamoLeaseStore) -> None:
+    await store.create_lease("s", frozenset())
+    (free,) = await store.list_leases()
+    mine = await store.take(free, "w1")
+    assert (mine.owner, mine.counter) == ("w1", 1)
+    mine = await store.renew(mine)
+    mine = await store.checkpoint(mine, "100")
+    (seen,) = await store.list_leases()
+    assert (seen.owner, seen.counter, seen.checkpoint) == ("w1", 2, "100")
+    await store.release(mine)
+    (released,) = await store.list_leases()
+    assert released.owner is None
+    assert released.counter == 3
+    assert released.checkpoint == "100"
+
+
+async def test_stale_counter_is_fenced(store: DynamoLeaseStore) -> None:
+    """The SIGSTOP case: a worker wakes up holding an old counter; its writes are refused."""
+    await store.create_lease("s", frozenset())
+    (free,) = await store.list_leases()
+    stale = await store.take(free, "w1")
+    (current,) = await store.list_leases()
+    await store.take(current, "w2")  # w2 takes the (expired) lease
+    with pytest.raises(LeaseLostError):
+        await store.checkpoint(stale, "200")
+    with pytest.raises(LeaseLostError):
+        await store.renew(stale)
+    with pytest.raises(LeaseLostError):
+        await store.release(stale)
+    (final,) = await store.list_leases()
+    assert final.owner == "w2"
+    assert final.checkpoint is None
+
+
+async def test_two_takes_of_one_lease_only_one_wins(store: DynamoLeaseStore) -> None:
+    await store.create_lease("s", frozenset())
+    (free,) = await store.list_leases()
+    await store.take(free, "w1")
+    with pytest.raises(LeaseConflictError):
+        await store.take(free, "w2")
+
+
+async def test_only_finished_leases_can_be_deleted(store: DynamoLeaseStore) -> None:
+    await store.create_lease("open", frozenset())
+    await store.create_lease("done", frozenset())
+    leases = {lease.key: lease for lease in await store.list_leases()}
+    done = await store.take(leases["done"], "w1")
+    await store.checkpoint(done, "SHARD_END")
+    await store.delete("open")
+    await store.delete("done")
+    assert [lease.key for lease in await store.list_leases()] == ["open"]
+
+
+async def test_listing_pages_through_many_leases(store: DynamoLeaseStore) -> None:
+    for i in range(120):
+        await store.create_lease(f"shard-{i:04d}", frozenset())
+    assert len(await store.list_leases()) == 120
