@@ -1,4 +1,8 @@
-"""The DynamoDB lease store over HTTP: every ownership write is fenced by owner and counter."""
+"""The lease-store contract: every ownership write is fenced by owner and counter.
+
+Run against DynamoDB over HTTP and against the in-memory store, so the fake users test with
+is held to the same rules as the real thing.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,19 @@ from collections.abc import AsyncIterator
 import aioboto3
 import pytest
 
-from bridge.leases.store import DynamoLeaseStore, LeaseConflictError
+from bridge.leases.store import DynamoLeaseStore, LeaseConflictError, LeaseStore
 from bridge.local.processes import MotoServer
 from bridge.processors.api import LeaseLostError
+from bridge.testing.memory_leases import MemoryLeaseStore
 
 
-@pytest.fixture
-async def store(moto_server: MotoServer) -> AsyncIterator[DynamoLeaseStore]:
+@pytest.fixture(params=["dynamodb", "memory"])
+async def store(
+    request: pytest.FixtureRequest, moto_server: MotoServer
+) -> AsyncIterator[LeaseStore]:
+    if request.param == "memory":
+        yield MemoryLeaseStore()
+        return
     session = aioboto3.Session()
     async with session.client(
         "dynamodb", endpoint_url=moto_server.endpoint_url, region_name="us-east-1"
@@ -24,7 +34,7 @@ async def store(moto_server: MotoServer) -> AsyncIterator[DynamoLeaseStore]:
         yield lease_store
 
 
-async def test_create_is_idempotent_and_records_parents(store: DynamoLeaseStore) -> None:
+async def test_create_is_idempotent_and_records_parents(store: LeaseStore) -> None:
     assert await store.create_lease("shard-1", frozenset())
     assert await store.create_lease("shard-2", frozenset(["shard-1"]))
     assert not await store.create_lease("shard-2", frozenset())
@@ -36,7 +46,7 @@ async def test_create_is_idempotent_and_records_parents(store: DynamoLeaseStore)
     assert leases["shard-1"].counter == 0
 
 
-async def test_take_renew_checkpoint_release(store: DynamoLeaseStore) -> None:
+async def test_take_renew_checkpoint_release(store: LeaseStore) -> None:
     await store.create_lease("s", frozenset())
     (free,) = await store.list_leases()
     mine = await store.take(free, "w1")
@@ -52,7 +62,7 @@ async def test_take_renew_checkpoint_release(store: DynamoLeaseStore) -> None:
     assert released.checkpoint == "100"
 
 
-async def test_stale_counter_is_fenced(store: DynamoLeaseStore) -> None:
+async def test_stale_counter_is_fenced(store: LeaseStore) -> None:
     """The SIGSTOP case: a worker wakes up holding an old counter; its writes are refused."""
     await store.create_lease("s", frozenset())
     (free,) = await store.list_leases()
@@ -70,7 +80,7 @@ async def test_stale_counter_is_fenced(store: DynamoLeaseStore) -> None:
     assert final.checkpoint is None
 
 
-async def test_two_takes_of_one_lease_only_one_wins(store: DynamoLeaseStore) -> None:
+async def test_two_takes_of_one_lease_only_one_wins(store: LeaseStore) -> None:
     await store.create_lease("s", frozenset())
     (free,) = await store.list_leases()
     await store.take(free, "w1")
@@ -78,7 +88,7 @@ async def test_two_takes_of_one_lease_only_one_wins(store: DynamoLeaseStore) -> 
         await store.take(free, "w2")
 
 
-async def test_only_finished_leases_can_be_deleted(store: DynamoLeaseStore) -> None:
+async def test_only_finished_leases_can_be_deleted(store: LeaseStore) -> None:
     await store.create_lease("open", frozenset())
     await store.create_lease("done", frozenset())
     leases = {lease.key: lease for lease in await store.list_leases()}
@@ -89,7 +99,19 @@ async def test_only_finished_leases_can_be_deleted(store: DynamoLeaseStore) -> N
     assert [lease.key for lease in await store.list_leases()] == ["open"]
 
 
-async def test_listing_pages_through_many_leases(store: DynamoLeaseStore) -> None:
+async def test_listing_pages_through_many_leases(store: LeaseStore) -> None:
     for i in range(120):
         await store.create_lease(f"shard-{i:04d}", frozenset())
     assert len(await store.list_leases()) == 120
+
+
+async def test_memory_store_fails_the_named_call_it_was_told_to() -> None:
+    store = MemoryLeaseStore()
+    await store.create_lease("s", frozenset())
+    (free,) = await store.list_leases()
+    mine = await store.take(free, "w1")
+    store.fail("renew", on_call=2, error=TimeoutError("slow network"))
+    mine = await store.renew(mine)
+    with pytest.raises(TimeoutError, match="slow network"):
+        await store.renew(mine)
+    assert (await store.renew(mine)).counter == mine.counter + 1

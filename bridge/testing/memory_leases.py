@@ -1,0 +1,100 @@
+"""An in-memory lease table with the same conditional semantics as ``DynamoLeaseStore``.
+
+For tests of workers and of user code that need a lease table but not DynamoDB. Faults are
+injected by name and call number, the way KCL's tests do: ``store.fail("renew", on_call=3)``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+from bridge.core.leasing import Lease
+from bridge.core.positions import SHARD_END
+from bridge.leases.store import LeaseConflictError
+from bridge.processors.api import LeaseLostError
+
+
+class MemoryLeaseStore:
+    def __init__(self) -> None:
+        self.rows: dict[str, Lease] = {}
+        self.calls: Counter[str] = Counter()
+        self._faults: dict[tuple[str, int], BaseException] = {}
+
+    def fail(self, method: str, *, on_call: int, error: BaseException | None = None) -> None:
+        """Make the ``on_call``-th call (1-based, counting from now) of ``method`` raise."""
+        self._faults[(method, self.calls[method] + on_call)] = error or ConnectionError(
+            f"injected failure of {method}"
+        )
+
+    def _enter(self, method: str) -> None:
+        self.calls[method] += 1
+        fault = self._faults.pop((method, self.calls[method]), None)
+        if fault is not None:
+            raise fault
+
+    async def ensure_table(self) -> None:
+        self._enter("ensure_table")
+
+    async def list_leases(self) -> list[Lease]:
+        self._enter("list_leases")
+        return list(self.rows.values())
+
+    async def create_lease(self, key: str, parents: frozenset[str]) -> bool:
+        self._enter("create_lease")
+        if key in self.rows:
+            return False
+        self.rows[key] = Lease(key, parents=parents)
+        return True
+
+    async def add_children(self, key: str, children: frozenset[str]) -> None:
+        self._enter("add_children")
+        row = self._row(key, LeaseConflictError)
+        self.rows[key] = replace(row, children=row.children | children)
+
+    async def take(self, lease: Lease, owner: str) -> Lease:
+        self._enter("take")
+        row = self._row(lease.key, LeaseConflictError)
+        if row.counter != lease.counter or row.owner != lease.owner:
+            raise LeaseConflictError(f"lease {lease.key} changed under us")
+        switch = 0 if row.owner == owner else 1
+        taken = replace(
+            row, owner=owner, counter=row.counter + 1, owner_switches=row.owner_switches + switch
+        )
+        self.rows[lease.key] = taken
+        return taken
+
+    async def renew(self, lease: Lease) -> Lease:
+        self._enter("renew")
+        row = self._owned(lease)
+        self.rows[lease.key] = replace(row, counter=row.counter + 1)
+        return replace(lease, counter=row.counter + 1)
+
+    async def checkpoint(self, lease: Lease, checkpoint: str) -> Lease:
+        self._enter("checkpoint")
+        row = self._owned(lease)
+        self.rows[lease.key] = replace(row, checkpoint=checkpoint, owner_switches=0)
+        return replace(lease, checkpoint=checkpoint, owner_switches=0)
+
+    async def release(self, lease: Lease) -> None:
+        self._enter("release")
+        row = self._owned(lease)
+        self.rows[lease.key] = replace(row, owner=None, counter=row.counter + 1)
+
+    async def delete(self, key: str) -> None:
+        self._enter("delete")
+        row = self.rows.get(key)
+        if row is not None and row.checkpoint == SHARD_END:
+            del self.rows[key]
+
+    def _row(self, key: str, missing: type[Exception]) -> Lease:
+        row = self.rows.get(key)
+        if row is None:
+            raise missing(f"lease {key} does not exist")
+        return row
+
+    def _owned(self, lease: Lease) -> Lease:
+        row = self._row(lease.key, LeaseLostError)
+        if row.counter != lease.counter or row.owner is None or row.owner != lease.owner:
+            raise LeaseLostError(f"lease {lease.key} is no longer ours (counter {lease.counter})")
+        return row
