@@ -7,6 +7,7 @@ import typer
 from bridge import __version__
 from bridge.cli.common import EXIT_BAD_INPUT, state
 from bridge.cli.config_cmd import config_app
+from bridge.cli.demo_cmd import demo
 from bridge.cli.local_cmd import local
 from bridge.cli.run_cmd import run
 from bridge.logs import LEVELS, configure_logging
@@ -19,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(config_app, name="config")
+app.command("demo")(demo)
 app.command("local")(local)
 app.command("run")(run)
 
