@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from bridge.processors.api import PerShardFactory, Processor, ProcessorFactory
 
@@ -14,6 +14,9 @@ BUILTIN = {
     "sqlite": "bridge.processors.sqlite:SqliteProcessorFactory",
     "kafka": "bridge.processors.kafka:KafkaProcessorFactory",
 }
+
+
+T = TypeVar("T")
 
 
 class ProcessorLoadError(Exception):
@@ -43,8 +46,9 @@ def load_factory(kind: str, options: Mapping[str, Any], **runtime: Any) -> Proce
         if inspect.isabstract(obj):
             missing = ", ".join(sorted(obj.__abstractmethods__))
             raise ProcessorLoadError(f"processor.kind {kind!r}: does not implement {missing}")
-        _construct(kind, obj, options)  # fail now, not on the first shard
-        return PerShardFactory(obj, options)
+        arguments = {**_accepted(obj, runtime), **options}
+        _construct(kind, obj, arguments)  # fail now, not on the first shard
+        return PerShardFactory(obj, arguments)
     raise ProcessorLoadError(
         f"processor.kind {kind!r}: {attr} is not a subclass of bridge.Processor or "
         "bridge.ProcessorFactory"
@@ -56,9 +60,8 @@ def _accepted(cls: type, runtime: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in runtime.items() if name in params}
 
 
-def _construct(kind: str, cls: type[Any], options: Mapping[str, Any]) -> ProcessorFactory:
+def _construct(kind: str, cls: type[T], options: Mapping[str, Any]) -> T:
     try:
-        factory: ProcessorFactory = cls(**options)
+        return cls(**options)
     except TypeError as exc:
         raise ProcessorLoadError(f"processor.kind {kind!r}: bad processor.options: {exc}") from None
-    return factory
