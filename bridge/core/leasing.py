@@ -115,18 +115,56 @@ def plan_take(
         if lease.key not in held and (lease.key not in alive or lease.owner == me)
     ]
     if available:
+        # Fill up to the floor of the share first: with every worker taking up to the ceiling,
+        # the first ones in a cycle would take the remainder and the rest would steal it back.
+        floor = min(len(active) // len(workers), target)
+        want = floor - mine if mine < floor else need
         rng.shuffle(available)
-        return TakePlan(available[:need], [], target)
+        return TakePlan(available[:want], [], target)
 
-    if not load or max_steals <= 0:
-        return TakePlan([], [], target)
-    victim, victim_load = max(sorted(load.items()), key=lambda item: item[1])
-    if victim_load > target:
-        count = min(need, victim_load - target, max_steals)
-    elif victim_load == target and need > 1:
-        count = 1
-    else:
-        return TakePlan([], [], target)
-    candidates = [lease for lease in active if lease.owner == victim and lease.key in alive]
-    rng.shuffle(candidates)
-    return TakePlan([], candidates[:count], target)
+    return TakePlan(
+        [],
+        _steals(
+            active=active,
+            alive=alive,
+            load=load,
+            target=target,
+            need=need,
+            max_steals=max_steals,
+            rng=rng,
+        ),
+        target,
+    )
+
+
+def _steals(
+    *,
+    active: list[Lease],
+    alive: Set[str],
+    load: Counter[str | None],
+    target: int,
+    need: int,
+    max_steals: int,
+    rng: random.Random,
+) -> list[Lease]:
+    """From the most loaded first, what they hold above the fair share; then one lease each
+    from workers at the share, but only while we stay at least two below it, so that after
+    the steal we still hold no more than they do: that is what keeps a balanced cluster
+    from trading leases back and forth."""
+    budget = min(need, max_steals)
+    at_share_budget = need - 1
+    stolen: list[Lease] = []
+    for victim, victim_load in sorted(load.items(), key=lambda item: (-item[1], str(item[0]))):
+        if budget <= 0:
+            break
+        if victim_load > target:
+            count = min(budget, victim_load - target)
+        elif victim_load == target and len(stolen) < at_share_budget:
+            count = 1
+        else:
+            break
+        candidates = [lease for lease in active if lease.owner == victim and lease.key in alive]
+        rng.shuffle(candidates)
+        stolen.extend(candidates[:count])
+        budget -= count
+    return stolen

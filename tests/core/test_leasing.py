@@ -1,142 +1,83 @@
-"""Lease expiry and balancing, simulated: N workers on a virtual clock with crashes, pauses and
-restarts. Writes are conditional on owner and counter, as in the lease table."""
+"""Lease expiry and balancing: N workers on a virtual clock that join, leave, crash and pause.
+Writes are conditional on owner and counter, as in the lease table."""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.core.leasing import ExpiryTracker, Lease, fair_share, plan_take
+from bridge.core.leasing import ExpiryTracker, Lease, plan_take
+from bridge.testing.lease_simulation import LeaseSimulation
 
 LEASE_DURATION = 10.0
 
 
-@dataclass
-class SimWorker:
-    name: str
-    tracker: ExpiryTracker = field(default_factory=ExpiryTracker)
-    held: dict[str, int] = field(default_factory=dict)  # key -> counter we hold it at
-    paused_until: float = 0.0
-
-
-@dataclass
-class Cluster:
-    table: dict[str, Lease]
-    rng: random.Random
-    workers: dict[str, SimWorker] = field(default_factory=dict)
-    now: float = 0.0
-    changes: int = 0
-    generation: int = 0
-
-    def start_worker(self) -> None:
-        self.generation += 1
-        name = f"w{self.generation}"
-        self.workers[name] = SimWorker(name)
-
-    def tick(self, max_steals: int = 1) -> None:
-        self.now += 1.0
-        order = list(self.workers.values())
-        self.rng.shuffle(order)
-        for worker in order:
-            if worker.paused_until > self.now:
-                continue
-            self._renew(worker)
-            self._take(worker, max_steals)
-        self.check_fencing()
-
-    def _renew(self, worker: SimWorker) -> None:
-        for key, counter in list(worker.held.items()):
-            row = self.table[key]
-            if row.owner != worker.name or row.counter != counter:
-                del worker.held[key]  # the conditional renew fails: lease lost
-                continue
-            self.table[key] = replace(row, counter=counter + 1)
-            worker.held[key] = counter + 1
-
-    def _take(self, worker: SimWorker, max_steals: int) -> None:
-        leases = list(self.table.values())
-        worker.tracker.observe(leases, self.now)
-        plan = plan_take(
-            leases=leases,
-            me=worker.name,
-            held=set(worker.held),
-            live_workers={worker.name},
-            tracker=worker.tracker,
-            now=self.now,
-            lease_duration=LEASE_DURATION,
-            max_steals=max_steals,
-            rng=self.rng,
-        )
-        assert len(plan.steal) <= max_steals
-        assert not (plan.take and plan.steal)
-        for lease in plan.take + plan.steal:
-            row = self.table[lease.key]
-            if (row.owner, row.counter) != (lease.owner, lease.counter):
-                continue  # the conditional take loses the race
-            self.table[lease.key] = replace(row, owner=worker.name, counter=row.counter + 1)
-            worker.held[lease.key] = row.counter + 1
-            self.changes += 1
-
-    def check_fencing(self) -> None:
-        """At most one worker can write each lease: the one whose counter matches the row."""
-        for key, row in self.table.items():
-            writers = [w.name for w in self.workers.values() if w.held.get(key) == row.counter]
-            assert len(writers) <= 1, (key, writers)
-            assert not writers or writers == [row.owner]
-
-    def loads(self) -> dict[str, int]:
-        counts = dict.fromkeys(self.workers, 0)
-        for row in self.table.values():
-            if row.owner in counts and not row.finished:
-                counts[row.owner] += 1
-        return counts
-
-
 @settings(max_examples=60, deadline=None)
 @given(
-    leases=st.integers(1, 24),
+    shards=st.integers(1, 24),
     workers=st.integers(1, 6),
-    events=st.lists(st.sampled_from(["crash", "pause", "join", "tick"]), max_size=25),
+    events=st.lists(st.sampled_from(["crash", "pause", "join", "leave", "wait"]), max_size=25),
+    max_steals=st.integers(1, 3),
     seed=st.integers(0, 2**32),
 )
 def test_cluster_converges_to_a_fair_split_and_then_stays_put(
-    leases: int, workers: int, events: list[str], seed: int
+    shards: int, workers: int, events: list[str], max_steals: int, seed: int
 ) -> None:
+    sim = LeaseSimulation(shards, LEASE_DURATION, max_steals=max_steals, seed=seed)
     rng = random.Random(seed)
-    cluster = Cluster({f"s{i}": Lease(f"s{i}") for i in range(leases)}, rng)
     for _ in range(workers):
-        cluster.start_worker()
+        sim.join()
     for event in events:
-        if event == "crash" and len(cluster.workers) > 1:
-            del cluster.workers[rng.choice(sorted(cluster.workers))]
+        names = sorted(sim.workers)
+        if event == "crash" and len(names) > 1:
+            sim.crash(rng.choice(names))
+        elif event == "leave" and len(names) > 1:
+            sim.leave(rng.choice(names))
         elif event == "pause":
-            victim = cluster.workers[rng.choice(sorted(cluster.workers))]
-            victim.paused_until = cluster.now + rng.uniform(1, 3 * LEASE_DURATION)
+            sim.pause(rng.choice(names), rng.uniform(1, 3 * LEASE_DURATION))
         elif event == "join":
-            cluster.start_worker()
+            sim.join()
         for _ in range(rng.randint(1, 5)):
-            cluster.tick()
-    for worker in cluster.workers.values():
+            sim.cycle()  # checks fencing every cycle
+    for worker in sim.workers.values():
         worker.paused_until = 0.0
 
-    # quiet period: expired leases move on, thieves catch up to their fair share
-    for _ in range(int(4 * LEASE_DURATION) + 2 * leases):
-        cluster.tick()
-    owners = {row.owner for row in cluster.table.values()}
-    assert owners <= set(cluster.workers), "a lease is still held by a dead worker"
-    loads = cluster.loads()
-    assert sum(loads.values()) == leases
-    target = fair_share(leases, len(cluster.workers))
-    assert max(loads.values()) <= target
-    assert max(loads.values()) - min(loads.values()) <= 1
+    # quiet period: expired leases and heartbeats age out, thieves catch up to their share
+    for _ in range(int(3 * LEASE_DURATION) + 2 * shards):
+        sim.cycle()
+    assert sim.balanced(), sim.loads()
 
-    settled = cluster.changes
+    settled = sim.moves
     for _ in range(int(3 * LEASE_DURATION)):
-        cluster.tick()
-    assert cluster.changes == settled, "leases kept moving in a stable cluster"
+        sim.cycle()
+    assert sim.moves == settled, "leases kept moving in a stable cluster"
+
+
+@given(seed=st.integers(0, 2**32), shards=st.integers(1, 40))
+def test_checkpoints_only_move_forward_under_fencing(seed: int, shards: int) -> None:
+    """Each holder checkpoints increasing positions; a stale holder's write is refused, so the
+    table's checkpoint of a lease never goes back, whoever wrote it."""
+    sim = LeaseSimulation(shards, LEASE_DURATION, seed=seed)
+    rng = random.Random(seed)
+    for _ in range(3):
+        sim.join()
+    position = dict.fromkeys(sim.table, 0)
+    for step in range(80):
+        sim.cycle()
+        if step % 13 == 0 and sim.workers:
+            sim.pause(rng.choice(sorted(sim.workers)), 2 * LEASE_DURATION)
+        for worker in sim.workers.values():
+            for key, counter in worker.held.items():
+                row = sim.table[key]
+                written = int(row.checkpoint or 0)
+                proposal = written + rng.randint(1, 5)
+                if (row.owner, row.counter) == (worker.name, counter):
+                    sim.table[key] = replace(row, checkpoint=str(proposal))
+                    assert proposal > position[key]
+                    position[key] = proposal
 
 
 def test_a_new_worker_waits_a_full_lease_duration_before_calling_an_owner_dead() -> None:
