@@ -10,6 +10,7 @@ from bridge.cli.config_cmd import config_app
 from bridge.cli.demo_cmd import demo
 from bridge.cli.local_cmd import local
 from bridge.cli.run_cmd import run
+from bridge.cli.status_cmd import status
 from bridge.logs import LEVELS, configure_logging
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app.add_typer(config_app, name="config")
 app.command("demo")(demo)
 app.command("local")(local)
 app.command("run")(run)
+app.command("status")(status)
 
 
 def _version(value: bool) -> None:

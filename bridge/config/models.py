@@ -137,3 +137,8 @@ class BridgeConfig(_Section):
     @property
     def lease_table(self) -> str:
         return self.coordination.lease_table or f"{self.app}-leases"
+
+    @property
+    def lock_table(self) -> str:
+        """Holds the shard-sync leader's lock (python-dynamodb-lock's schema)."""
+        return f"{self.lease_table}-leader"
