@@ -140,5 +140,5 @@ class BridgeConfig(_Section):
 
     @property
     def lock_table(self) -> str:
-        """Holds the shard-sync leader's lock (python-dynamodb-lock's schema)."""
-        return f"{self.lease_table}-leader"
+        """Holds the shard-sync leader's lock and the workers' heartbeat rows."""
+        return f"{self.lease_table}-coordination"

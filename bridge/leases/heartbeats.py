@@ -1,0 +1,93 @@
+"""Heartbeat rows: every running worker, with or without leases, so fair shares count it.
+
+Kept in the coordination table (beside the leader's lock), not in the lease table, so the
+lease table holds only leases, as KCL expects. A row per worker, under one partition key, so
+one Query lists them all. Liveness is judged like lease expiry: on the reader's own clock, by
+the counter not moving for a lease duration. Rows of crashed workers expire through the
+table's TTL attribute, and a worker that stops cleanly deletes its own.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from botocore.exceptions import ClientError
+
+from bridge.core.leasing import Lease
+
+log = structlog.get_logger("bridge.heartbeats")
+
+PARTITION = "lock_key"
+SORT = "sort_key"
+TTL = "expiry_time"
+WORKERS = "workers"
+COUNTER = "bridgeHeartbeat"
+
+
+class WorkerRegistry:
+    def __init__(self, client: Any, table: str, *, forget_after: float = 3600.0) -> None:
+        self.client = client
+        self.table = table
+        self.forget_after = forget_after
+
+    async def ensure_table(self) -> None:
+        """The coordination table, in the schema python-dynamodb-lock expects for its lock."""
+        try:
+            await self.client.create_table(
+                TableName=self.table,
+                KeySchema=[
+                    {"AttributeName": PARTITION, "KeyType": "HASH"},
+                    {"AttributeName": SORT, "KeyType": "RANGE"},
+                ],
+                AttributeDefinitions=[
+                    {"AttributeName": PARTITION, "AttributeType": "S"},
+                    {"AttributeName": SORT, "AttributeType": "S"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            waiter = self.client.get_waiter("table_exists")
+            await waiter.wait(TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+            log.info("coordination table created", table=self.table)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                raise
+
+    async def beat(self, worker_id: str) -> None:
+        await self.client.update_item(
+            TableName=self.table,
+            Key={PARTITION: {"S": WORKERS}, SORT: {"S": worker_id}},
+            UpdateExpression="ADD #n :one SET #ttl = :ttl",
+            ExpressionAttributeNames={"#n": COUNTER, "#ttl": TTL},
+            ExpressionAttributeValues={
+                ":one": {"N": "1"},
+                ":ttl": {"N": str(int(time.time() + self.forget_after))},
+            },
+        )
+
+    async def leave(self, worker_id: str) -> None:
+        await self.client.delete_item(
+            TableName=self.table, Key={PARTITION: {"S": WORKERS}, SORT: {"S": worker_id}}
+        )
+
+    async def workers(self) -> list[Lease]:
+        """Each worker's row as a lease-shaped value, so ``ExpiryTracker`` can judge it."""
+        rows: list[Lease] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "#p = :w",
+            "ExpressionAttributeNames": {"#p": PARTITION},
+            "ExpressionAttributeValues": {":w": {"S": WORKERS}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = await self.client.query(**kwargs)
+            for item in page.get("Items", []):
+                worker = item[SORT]["S"]
+                counter = int(item.get(COUNTER, {"N": "0"})["N"])
+                rows.append(Lease(worker, owner=worker, counter=counter))
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return rows
+            kwargs["ExclusiveStartKey"] = start
