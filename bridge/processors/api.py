@@ -88,6 +88,10 @@ class Processor(ABC):
     async def process(self, batch: Batch) -> None:
         """Apply the batch. Raise to have it retried (``processor.max_attempts``)."""
 
+    async def at_tip(self) -> None:  # noqa: B027 - optional hook
+        """Called after a read that found nothing new: the shard is caught up. Processors that
+        report freshness (readiness, lag) use it; others ignore it."""
+
     async def end(self, reason: EndReason) -> None:  # noqa: B027 - optional hook
         """Called once when ownership ends; after ``LEASE_LOST`` nothing may be written."""
 

@@ -1,0 +1,242 @@
+"""Apply changes to the SQLite replica: data and checkpoint in one transaction per batch.
+
+Because the checkpoint commits with the data, the replica and its position can never
+disagree after a crash, and ``start`` hands that position to the runtime, where it wins over
+the lease table's: the replica is exactly-once in effect. All writes go through one thread
+(SQLite has one writer anyway), so shards of one worker never contend for the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import structlog
+
+from bridge.plain_json import image_json
+from bridge.processors.api import Batch, EndReason, Processor, ProcessorFactory, ShardContext
+from bridge.processors.sqlite.readiness import ReadinessTracker
+from bridge.processors.sqlite.schema import BOOKKEEPING, CHECKPOINT, STATUS, ReplicaTable
+from bridge.records import ChangeRecord
+
+log = structlog.get_logger("bridge.processor.sqlite")
+
+T = TypeVar("T")
+
+
+class ReplicaSchemaError(Exception):
+    """The stream's records cannot be replicated as configured (no new images, keys changed)."""
+
+
+class SqliteProcessorFactory(ProcessorFactory):
+    """Options: ``path`` (the file), ``table`` (the replica table's name; default the source
+    table's), ``key_order`` (primary-key column order; default as the stream lists the
+    keys), ``journal_mode`` (``wal``), ``synchronous`` (``normal``; ``full`` to survive power
+    loss, not just a crash), ``ready_lag`` and ``stall_after`` in seconds."""
+
+    def __init__(
+        self,
+        path: str,
+        table: str,
+        *,
+        key_order: Sequence[str] | None = None,
+        journal_mode: str = "wal",
+        synchronous: str = "normal",
+        ready_lag: float = 2.0,
+        stall_after: float = 30.0,
+        status_interval: float = 1.0,
+    ) -> None:
+        self.path = Path(path)
+        self.table_name = table
+        self.key_order = list(key_order) if key_order else None
+        self.journal_mode = journal_mode
+        self.synchronous = synchronous
+        self.status_interval = status_interval
+        self.readiness = ReadinessTracker(ready_lag=ready_lag, stall_after=stall_after)
+        self.table: ReplicaTable | None = None
+        self._db: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._status_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        await self._call(self._open_db)
+        self._status_task = asyncio.create_task(self._publish_status(), name="sqlite-status")
+        log.info("replica open", path=str(self.path), table=self.table_name)
+
+    async def close(self) -> None:
+        if self._status_task is not None:
+            self._status_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._status_task
+        if self._db is not None:
+            await self._call(self._write_status, False, "stopped")
+            await self._call(self._db.close)
+            self._db = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    def create(self, shard_id: str) -> Processor:
+        return SqliteProcessor(self, shard_id)
+
+    # -- called by the shard processors ----------------------------------------------------
+
+    async def checkpoint_of(self, shard_id: str) -> str | None:
+        return await self._call(self._read_checkpoint, shard_id)
+
+    async def apply(self, shard_id: str, records: Sequence[ChangeRecord]) -> None:
+        await self._call(self._apply, shard_id, records)
+        last = records[-1]
+        self.readiness.batch(shard_id, last.approximate_creation_time.timestamp(), time.time())
+
+    # -- the writer thread -----------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise RuntimeError("the sqlite processor is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    def _open_db(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute(f"PRAGMA journal_mode={self.journal_mode}")
+        db.execute(f"PRAGMA synchronous={self.synchronous}")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(BOOKKEEPING)
+        row = db.execute(
+            "SELECT key_columns FROM _bridge_tables WHERE name = ?", (self.table_name,)
+        ).fetchone()
+        if row is not None:
+            self.table = ReplicaTable(self.table_name, [tuple(k) for k in orjson.loads(row[0])])
+        self._db = db
+        self._write_status(False, "starting")
+
+    def _ensure_table(self, record: ChangeRecord) -> ReplicaTable:
+        keys = record.raw["dynamodb"]["Keys"]
+        if self.table is not None:
+            if set(self.table.key_names) != set(keys):
+                raise ReplicaSchemaError(
+                    f"replica table {self.table_name} has key {self.table.key_names}, but the "
+                    f"stream's records have {sorted(keys)}: use a new table or file"
+                )
+            return self.table
+        order = self.key_order or list(keys)
+        if set(order) != set(keys):
+            raise ReplicaSchemaError(
+                f"key_order {order} does not match the stream's key attributes {sorted(keys)}"
+            )
+        columns = [(name, next(iter(keys[name]))) for name in order]
+        table = ReplicaTable(self.table_name, columns)
+        assert self._db is not None
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(table.create())
+            self._db.execute(
+                "INSERT OR REPLACE INTO _bridge_tables (name, key_columns) VALUES (?, ?)",
+                (self.table_name, orjson.dumps(columns).decode()),
+            )
+        self.table = table
+        return table
+
+    def _apply(self, shard_id: str, records: Sequence[ChangeRecord]) -> None:
+        db = self._db
+        assert db is not None
+        table = self._ensure_table(records[0])
+        upsert, delete = table.upsert(), table.delete()
+        now_ms = int(time.time() * 1000)
+        puts: list[tuple[Any, ...]] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for record in records:
+                keys = _key_values(record, table)
+                if record.event == "REMOVE":
+                    if puts:
+                        db.executemany(upsert, puts)
+                        puts = []
+                    params = {f"k{i}": value for i, value in enumerate(keys)}
+                    db.execute(delete, {**params, "seq": record.sequence_number})
+                    continue
+                image = record.raw["dynamodb"].get("NewImage")
+                if image is None:
+                    raise ReplicaSchemaError(
+                        f"{record.event} record {record.sequence_number} has no new image: the "
+                        "stream's view type must be NEW_IMAGE or NEW_AND_OLD_IMAGES"
+                    )
+                puts.append((*keys, image_json(image).decode(), record.sequence_number, now_ms))
+            if puts:
+                db.executemany(upsert, puts)
+            db.execute(CHECKPOINT, (shard_id, records[-1].sequence_number, now_ms))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _read_checkpoint(self, shard_id: str) -> str | None:
+        assert self._db is not None
+        row = self._db.execute(
+            "SELECT checkpoint FROM _bridge_checkpoints WHERE shard_id = ?", (shard_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _write_status(self, ready: bool, reason: str) -> None:
+        assert self._db is not None
+        state = self.readiness
+        self._db.execute(
+            STATUS,
+            (
+                int(ready),
+                state.lag_ms(),
+                state.watermark_ms(),
+                state.phase,
+                reason,
+                int(time.time() * 1000),
+            ),
+        )
+
+    async def _publish_status(self) -> None:
+        """Keep ``_bridge_status`` current: readers judge staleness by its ``updated_ms``."""
+        while True:
+            ready, reason = self.readiness.verdict(time.monotonic())
+            await self._call(self._write_status, ready, reason)
+            await asyncio.sleep(self.status_interval)
+
+
+def _key_values(record: ChangeRecord, table: ReplicaTable) -> list[Any]:
+    keys = record.keys
+    return [_bindable(keys[name]) for name in table.key_names]
+
+
+def _bindable(value: Any) -> Any:
+    # Decimal keys go in as text; the NUMERIC column stores them as numbers when exact.
+    return value if isinstance(value, str | int | bytes) else str(value)
+
+
+class SqliteProcessor(Processor):
+    def __init__(self, factory: SqliteProcessorFactory, shard_id: str) -> None:
+        self.factory = factory
+        self.shard_id = shard_id
+
+    async def start(self, context: ShardContext) -> str | None:
+        self.context = context
+        self.factory.readiness.started(self.shard_id, time.monotonic())
+        return await self.factory.checkpoint_of(self.shard_id)
+
+    async def process(self, batch: Batch) -> None:
+        await self.factory.apply(self.shard_id, batch.records)
+        self.factory.readiness.active(self.shard_id, time.monotonic())
+
+    async def at_tip(self) -> None:
+        self.factory.readiness.caught_up(self.shard_id, time.monotonic())
+
+    async def end(self, reason: EndReason) -> None:
+        self.factory.readiness.ended(self.shard_id)

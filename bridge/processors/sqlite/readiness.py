@@ -1,0 +1,82 @@
+"""Is the replica fit to read? Pure bookkeeping of each shard's lag and last sign of life.
+
+Ready means: streaming (not bootstrapping), every owned shard heard from within
+``stall_after`` (a batch, or a read that found nothing new), and the worst lag under
+``ready_lag``. A replica whose consumer stopped turns not-ready by itself: the verdict is
+republished every second with a timestamp, so readers also notice when the writer is gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class _Shard:
+    last_activity: float
+    lag_ms: float | None = None
+    watermark_ms: int | None = None
+
+
+@dataclass
+class ReadinessTracker:
+    ready_lag: float = 2.0
+    stall_after: float = 30.0
+    phase: str = "streaming"
+    _shards: dict[str, _Shard] = field(default_factory=dict)
+    _was_ready: bool = False
+
+    def started(self, shard: str, now: float) -> None:
+        self._shards[shard] = _Shard(last_activity=now)
+
+    def batch(self, shard: str, created_at: float, wall_now: float) -> None:
+        state = self._shards.setdefault(shard, _Shard(last_activity=0.0))
+        state.lag_ms = max(0.0, (wall_now - created_at) * 1000)
+        state.watermark_ms = int(created_at * 1000)
+
+    def active(self, shard: str, now: float) -> None:
+        if shard in self._shards:
+            self._shards[shard].last_activity = now
+
+    def caught_up(self, shard: str, now: float) -> None:
+        state = self._shards.get(shard)
+        if state is not None:
+            state.last_activity = now
+            state.lag_ms = 0.0
+
+    def ended(self, shard: str) -> None:
+        self._shards.pop(shard, None)
+
+    def lag_ms(self) -> float | None:
+        lags = [s.lag_ms for s in self._shards.values() if s.lag_ms is not None]
+        return max(lags) if lags else None
+
+    def watermark_ms(self) -> int | None:
+        marks = [s.watermark_ms for s in self._shards.values() if s.watermark_ms is not None]
+        return min(marks) if marks else None
+
+    def verdict(self, now: float) -> tuple[bool, str]:
+        ready, reason = self._judge(now)
+        self._was_ready = self._was_ready or ready
+        return ready, reason
+
+    def _judge(self, now: float) -> tuple[bool, str]:
+        if self.phase != "streaming":
+            return False, self.phase
+        if not self._shards:
+            return False, "no shards being read"
+        for shard, state in sorted(self._shards.items()):
+            silent = now - state.last_activity
+            if silent > self.stall_after:
+                return False, f"shard {shard} silent for {silent:.0f}s"
+        unknown = [s for s, state in self._shards.items() if state.lag_ms is None]
+        # A shard just opened by a split has not been read yet; before the first ready verdict
+        # that means catching up, afterwards it is a child a poll away from being read.
+        if unknown and not self._was_ready:
+            return False, "catching up"
+        lag = self.lag_ms()
+        if lag is None:
+            return False, "catching up"
+        if lag >= self.ready_lag * 1000:
+            return False, f"lag {lag:.0f} ms over {self.ready_lag * 1000:.0f} ms"
+        return True, "ready"
