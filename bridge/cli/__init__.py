@@ -9,6 +9,7 @@ from bridge.cli.common import EXIT_BAD_INPUT, state
 from bridge.cli.config_cmd import config_app
 from bridge.cli.demo_cmd import demo
 from bridge.cli.local_cmd import local
+from bridge.cli.query_cmd import query
 from bridge.cli.run_cmd import run
 from bridge.cli.status_cmd import status
 from bridge.logs import LEVELS, configure_logging
@@ -23,6 +24,7 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.command("demo")(demo)
 app.command("local")(local)
+app.command("query")(query)
 app.command("run")(run)
 app.command("status")(status)
 

@@ -203,11 +203,16 @@ class SqliteProcessorFactory(ProcessorFactory):
             ),
         )
 
+    async def publish_status(self) -> tuple[bool, str]:
+        """Write the current verdict to ``_bridge_status`` now; returns it."""
+        ready, reason = self.readiness.verdict(time.monotonic())
+        await self._call(self._write_status, ready, reason)
+        return ready, reason
+
     async def _publish_status(self) -> None:
         """Keep ``_bridge_status`` current: readers judge staleness by its ``updated_ms``."""
         while True:
-            ready, reason = self.readiness.verdict(time.monotonic())
-            await self._call(self._write_status, ready, reason)
+            await self.publish_status()
             await asyncio.sleep(self.status_interval)
 
 
