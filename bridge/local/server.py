@@ -60,6 +60,7 @@ class LocalServer:
             def log_request(self, code: object = "-", size: object = "-") -> None:
                 pass
 
+        _stop_tracking_items()
         moto_app = DomainDispatcherApplication(create_backend_app)
         self._app = LocalApp(moto_app, self.emulator, self.faults, self.clock)
         self._server = make_server(
@@ -99,3 +100,20 @@ class LocalServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class _Forgetful(list[Any]):
+    """A list that keeps nothing appended to it."""
+
+    def append(self, item: Any) -> None:
+        pass
+
+
+def _stop_tracking_items() -> None:
+    """moto keeps every model instance it ever made, for its dashboard (``/moto-api``): with
+    an ``Item`` per write, that alone grows a long run by about 1 kB per write, forever.
+    Items are the model made per write and the emulator keeps its own copy of each change, so
+    they stop being tracked (process-wide; the dashboard still lists tables)."""
+    from moto.dynamodb.models.dynamo_type import Item
+
+    Item.instances_tracked = _Forgetful()  # type: ignore[attr-defined]

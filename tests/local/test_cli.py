@@ -8,14 +8,19 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import boto3
+import orjson
 import pytest
+from botocore.config import Config
+from confluent_kafka.admin import AdminClient
 from typer.testing import CliRunner
 
 from bridge.cli import app
 from bridge.local.processes import free_port
+from tests.local.stream_reading import create_table, put
 
 
 def read_banner(proc: subprocess.Popen[str], deadline: float) -> list[str]:
@@ -51,8 +56,11 @@ def test_it_prints_its_endpoints_serves_and_stops_on_a_signal(signum: int, tmp_p
             banner = read_banner(proc, time.monotonic() + 60)
             assert banner[0] == f"DynamoDB, DynamoDB Streams and S3: http://127.0.0.1:{port}"
             kafka_line = next(line for line in banner if line.startswith("Kafka: "))
-            kafka_port = int(kafka_line.split()[1].rsplit(":", 1)[1])
-            assert listening(kafka_port)
+            bootstrap = kafka_line.split()[1]
+            kafka_port = int(bootstrap.rsplit(":", 1)[1])
+            # a real Kafka broker answers at the printed address, and advertises that address
+            metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=20)
+            assert [f"{b.host}:{b.port}" for b in metadata.brokers.values()] == [bootstrap]
             ddb = boto3.client(
                 "dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1"
             )
@@ -64,6 +72,53 @@ def test_it_prints_its_endpoints_serves_and_stops_on_a_signal(signum: int, tmp_p
                 proc.kill()
     assert not listening(port)
     assert not listening(kafka_port), "the Kafka broker outlived bridge local"
+
+
+def test_options_reach_the_endpoint_and_no_kafka_starts_without_kafka(tmp_path: Path) -> None:
+    port = free_port()
+    options = ["--shards", "2", "--rotate-records", "3", "--rotate-seconds", "0"]
+    options += ["--retention", "1h", "--iterator-ttl", "5m", "--throttle-rate", "0.25"]
+    command = [sys.executable, "-m", "bridge", "local", "--port", str(port), *options]
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    ) as proc:
+        try:
+            banner = read_banner(proc, time.monotonic() + 60)
+            url = f"http://127.0.0.1:{port}"
+            assert banner[:3] == [
+                f"DynamoDB, DynamoDB Streams and S3: {url}",
+                "  streams: 2 shards, rotate after 3 records or 0s, "
+                "retention 3600s, iterator TTL 300s",
+                f"  control: {url}/_bridge/{{rotate,clock,trim,throttle,stats}}",
+            ]
+            assert not any(line.startswith("Kafka") for line in banner)
+            with urllib.request.urlopen(f"{url}/_bridge/stats", timeout=10) as answer:
+                stats = orjson.loads(answer.read())
+            assert stats["settings"] == {
+                "shards": 2,
+                "max_open_shards": 0,
+                "rotate_records": 3,
+                "rotate_seconds": 0.0,
+                "retention_seconds": 3600.0,
+                "iterator_ttl_seconds": 300.0,
+            }
+            assert stats["faults"]["throttle_rate"] == 0.25
+
+            ddb = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1")
+            patient = Config(retries={"mode": "standard", "max_attempts": 20})
+            streams = boto3.client(
+                "dynamodbstreams", endpoint_url=url, region_name="us-east-1", config=patient
+            )
+            table, arn = create_table(ddb)
+            for n in range(3):
+                put(ddb, table, "one-key", n)
+            shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+            closed = [s for s in shards if "EndingSequenceNumber" in s["SequenceNumberRange"]]
+            assert (len(shards), len(closed)) == (2 + 2, 1)  # its 3rd record closed one shard
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
 
 
 def test_python_dash_m_bridge_local_is_the_same_command() -> None:

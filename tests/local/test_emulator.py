@@ -86,11 +86,12 @@ def read_all(emulator: StreamsEmulator, shard: dict[str, Any], now: float = T0) 
     return found
 
 
-def read_parent_first(emulator: StreamsEmulator, now: float = T0) -> list[Any]:
+def read_tree(emulator: StreamsEmulator, now: float = T0) -> list[tuple[dict[str, Any], list[Any]]]:
+    """(shard, its records) for every shard, each parent before its children."""
     listed = shards(emulator, now)
     by_id = {s["ShardId"]: s for s in listed}
     done: set[str] = set()
-    found: list[Any] = []
+    found: list[tuple[dict[str, Any], list[Any]]] = []
 
     def visit(shard: dict[str, Any]) -> None:
         if shard["ShardId"] in done:
@@ -99,11 +100,23 @@ def read_parent_first(emulator: StreamsEmulator, now: float = T0) -> list[Any]:
         if parent is not None:
             visit(parent)
         done.add(shard["ShardId"])
-        found.extend(read_all(emulator, shard, now))
+        found.append((shard, read_all(emulator, shard, now)))
 
     for shard in listed:
         visit(shard)
     return found
+
+
+def read_parent_first(emulator: StreamsEmulator, now: float = T0) -> list[Any]:
+    return [record for _, records in read_tree(emulator, now) for record in records]
+
+
+def numbers(found: list[Any]) -> list[int]:
+    return [parse_sequence(r["dynamodb"]["SequenceNumber"]) for r in found]
+
+
+def range_of(shard: dict[str, Any], end: str) -> int:
+    return parse_sequence(shard["SequenceNumberRange"][end])
 
 
 def by_key(found: list[Any]) -> dict[str, list[int]]:
@@ -182,6 +195,38 @@ def test_a_shard_rotates_by_age_when_the_clock_passes_it() -> None:
     listed = shards(emulator, T0 + 60)
     assert sum("EndingSequenceNumber" in s["SequenceNumberRange"] for s in listed) == 2
     assert sum("ParentShardId" in s for s in listed) == 4
+
+
+def test_sequence_numbers_are_consecutive_within_a_shard_and_grow_along_a_lineage() -> None:
+    emulator = make(shards=2, rotate_records=50)
+    for n in range(400):  # keys interleave, so every shard's writes interleave with others'
+        write(emulator, f"k{n % 13}", n)
+    tree = read_tree(emulator)
+    assert len(tree) > 6
+    by_id = {shard["ShardId"]: shard for shard, _ in tree}
+    for shard, found in tree:
+        assert_dense(shard, numbers(found))
+        parent = by_id.get(shard.get("ParentShardId", ""))
+        if parent is not None:
+            assert range_of(shard, "StartingSequenceNumber") > range_of(
+                parent, "EndingSequenceNumber"
+            )
+    # the gap between two numbers of one shard is the number of records between them
+    shard, found = next((s, f) for s, f in tree if len(f) >= 10)
+    third, ninth = numbers(found)[2], numbers(found)[8]
+    assert ninth - third - 1 == len(found[3:8])
+
+
+def test_a_shard_that_used_every_number_of_its_block_closes() -> None:
+    emulator = StreamsEmulator(StreamSettings(shards=1, max_open_shards=1), sequence_span=5)
+    identity = StreamIdentity(ARN, "t", "L", "NEW_IMAGE", (("pk", "HASH"),), "us-east-1")
+    emulator.create_stream(identity, T0)
+    written = [parse_sequence(write(emulator, "a", n)) for n in range(12)]
+    listed = shards(emulator)
+    assert [len(read_all(emulator, shard)) for shard in listed] == [5, 5, 2]
+    assert [range_of(shard, "StartingSequenceNumber") for shard in listed] == [5, 10, 15]
+    assert written == [*range(5, 10), *range(10, 15), 15, 16]
+    assert [s.get("ParentShardId") for s in listed[1:]] == [s["ShardId"] for s in listed[:2]]
 
 
 # -- iterators ---------------------------------------------------------------------------------
@@ -273,6 +318,23 @@ def test_retention_moves_trim_horizon_and_trimmed_positions_fail() -> None:
         with pytest.raises(TrimmedDataAccessError):
             iterator(emulator, shard_id, kind, later, SequenceNumber=old[-1])
     assert emulator.stats()["records_trimmed"] == 3
+
+
+def test_records_lost_to_trimming_are_counted_by_the_sequence_gap() -> None:
+    emulator = make(shards=1, retention_seconds=3600, iterator_ttl_seconds=10 * 3600)
+    shard_id = shards(emulator)[0]["ShardId"]
+    for n in range(10):
+        write(emulator, "a", n, T0 + n)
+    first_page = records(emulator, iterator(emulator, shard_id), T0 + 10, limit=4)["Records"]
+    last_read = first_page[-1]["dynamodb"]["SequenceNumber"]
+    for n in range(10, 15):
+        write(emulator, "a", n, T0 + 3000)
+    later = T0 + 3600 + 7.5  # records 0..7 are past retention, 8 and 9 are not
+    horizon = records(emulator, iterator(emulator, shard_id, now=later), later)["Records"]
+    assert by_key(horizon) == {"a": [8, 9, 10, 11, 12, 13, 14]}
+    first_available = horizon[0]["dynamodb"]["SequenceNumber"]
+    lost = parse_sequence(first_available) - parse_sequence(last_read) - 1
+    assert lost == 4 == emulator.stats()["records_trimmed"] - len(first_page)
 
 
 def test_a_closed_shard_leaves_the_stream_once_empty_and_older_than_retention() -> None:
@@ -373,10 +435,27 @@ def test_reading_parent_first_yields_every_change_once_in_per_key_order(
             emulator.rotate(now)
         else:
             now += value
-    found = read_parent_first(emulator, now)
+    tree = read_tree(emulator, now)
+    found = [record for _, records in tree for record in records]
     assert by_key(found) == written
-    sequences = [parse_sequence(r["dynamodb"]["SequenceNumber"]) for r in found]
+    sequences = numbers(found)
     assert len(set(sequences)) == len(sequences)
+    by_id = {shard["ShardId"]: shard for shard, _ in tree}
+    for shard, records in tree:
+        assert_dense(shard, numbers(records))
+        parent = by_id.get(shard.get("ParentShardId", ""))
+        if parent is not None:
+            assert range_of(shard, "StartingSequenceNumber") > range_of(
+                parent, "EndingSequenceNumber"
+            )
+
+
+def assert_dense(shard: dict[str, Any], found: list[int]) -> None:
+    """A shard's numbers run start, start + 1, ... with no gap, up to its end if closed."""
+    start = range_of(shard, "StartingSequenceNumber")
+    assert found == list(range(start, start + len(found)))
+    if found and "EndingSequenceNumber" in shard["SequenceNumberRange"]:
+        assert range_of(shard, "EndingSequenceNumber") == found[-1]
 
 
 # -- faults ------------------------------------------------------------------------------------

@@ -49,6 +49,23 @@ def test_the_stream_is_described_like_the_real_one(clients: tuple[Any, Any]) -> 
     assert "LastEvaluatedShardId" not in description
 
 
+def test_list_streams_pages_with_limit_and_filters_by_table(clients: tuple[Any, Any]) -> None:
+    ddb, streams = clients
+    ours = {create_table(ddb, "listed")[1] for _ in range(3)}
+    listed: list[str] = []
+    kwargs: dict[str, Any] = {"Limit": 2}
+    while True:
+        page = streams.list_streams(**kwargs)
+        assert len(page["Streams"]) <= 2
+        listed += [s["StreamArn"] for s in page["Streams"]]
+        if "LastEvaluatedStreamArn" not in page:
+            break
+        assert page["LastEvaluatedStreamArn"] == listed[-1]
+        kwargs["ExclusiveStartStreamArn"] = page["LastEvaluatedStreamArn"]
+    assert len(listed) == len(set(listed))
+    assert ours <= set(listed)
+
+
 def test_rotation_closes_parents_and_children_name_them(
     clients: tuple[Any, Any], local_endpoint: LocalEndpoint
 ) -> None:
@@ -118,6 +135,33 @@ async def test_per_key_order_holds_across_rotations_through_aioboto3(
         # a key's shards form one chain: each (but the first) is a child of another of them
         roots = [i for i in shard_ids if by_id[i].get("ParentShardId") not in shard_ids]
         assert len(roots) == 1
+
+
+def test_sequence_numbers_are_dense_in_a_shard_and_grow_along_its_lineage(
+    clients: tuple[Any, Any], local_endpoint: LocalEndpoint
+) -> None:
+    ddb, streams = clients
+    table, arn = create_table(ddb)
+    for n in range(45):
+        put(ddb, table, f"k{n % 9}", n)  # 9 keys across 4 shards: shards' writes interleave
+        if n % 15 == 14:
+            local_endpoint.rotate(table)
+    shards = describe_all(streams, arn)
+    by_id = {s["ShardId"]: s for s in shards}
+    read = 0
+    for shard in parent_first(shards):
+        numbers = [int(r["dynamodb"]["SequenceNumber"]) for r in read_shard(streams, arn, shard)]
+        read += len(numbers)
+        span = shard["SequenceNumberRange"]
+        start = int(span["StartingSequenceNumber"])
+        assert numbers == list(range(start, start + len(numbers)))
+        if numbers and "EndingSequenceNumber" in span:
+            assert int(span["EndingSequenceNumber"]) == numbers[-1]
+        parent = by_id.get(shard.get("ParentShardId", ""))
+        if parent is not None:
+            assert start > int(parent["SequenceNumberRange"]["EndingSequenceNumber"])
+    assert read == 45
+    assert len(shards) == 4 + 8 + 8 + 8  # the first rotation splits up to 8 open shards
 
 
 def test_malformed_and_unknown_iterators_are_400_validation_errors(

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from bridge.core.positions import records_lost
 from bridge.local import LocalEndpoint
 from tests.local.stream_reading import NO_RETRIES, create_table, describe_all, put, read_shard
 
@@ -30,10 +31,16 @@ def clients(endpoint: LocalEndpoint) -> tuple[Any, Any]:
 
 
 def error_of(call: Callable[[], object]) -> tuple[str, int]:
+    """The error code and HTTP status of a failing call, after checking the error's shape:
+    botocore found the code in the body's ``__type``, a message, and the same code in the
+    ``x-amzn-ErrorType`` header, as AWS sends them."""
     with pytest.raises(ClientError) as caught:
         call()
     response = caught.value.response
-    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
+    code = response["Error"]["Code"]
+    assert response["Error"]["Message"]
+    assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == code
+    return code, response["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def test_an_iterator_expires_after_its_ttl(make_local_endpoint: MakeEndpoint) -> None:
@@ -90,6 +97,37 @@ def test_retention_trims_records_and_moves_trim_horizon(make_local_endpoint: Mak
 
     stats = endpoint.stats()
     assert stats["records_retained"] == 2 and stats["records_trimmed"] == 3
+
+
+def test_a_consumer_counts_records_lost_to_trimming_by_the_sequence_gap(
+    make_local_endpoint: MakeEndpoint,
+) -> None:
+    endpoint = make_local_endpoint(shards=1, max_open_shards=1, retention="1h", iterator_ttl="3h")
+    ddb, streams = clients(endpoint)
+    table, arn = create_table(ddb)
+    for n in range(6):
+        put(ddb, table, f"early-{n}", n)
+    shard_id = describe_all(streams, arn)[0]["ShardId"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    page = streams.get_records(ShardIterator=iterator, Limit=2)
+    last_read = page["Records"][-1]["dynamodb"]["SequenceNumber"]
+    endpoint.advance_clock("40m")
+    for n in range(6, 9):
+        put(ddb, table, f"late-{n}", n)
+    assert endpoint.trim(advance="30m")["records"] == 6  # 4 of them were never read
+
+    assert error_of(lambda: streams.get_records(ShardIterator=page["NextShardIterator"])) == (
+        "TrimmedDataAccessException",
+        400,
+    )
+    horizon = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    available = streams.get_records(ShardIterator=horizon)["Records"]
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in available] == ["late-6", "late-7", "late-8"]
+    assert records_lost(last_read, available[0]["dynamodb"]["SequenceNumber"]) == 4
 
 
 def test_closed_shards_leave_describe_stream_after_retention(

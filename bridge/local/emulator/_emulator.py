@@ -29,10 +29,15 @@ from bridge.local.emulator._requests import (
     optional_string,
     required_string,
 )
-from bridge.local.emulator._sequence import SequenceCounter, format_sequence, parse_sequence
+from bridge.local.emulator._sequence import (
+    SHARD_SPAN,
+    SequenceBlocks,
+    format_sequence,
+    parse_sequence,
+)
 from bridge.local.emulator._settings import StreamSettings
 from bridge.local.emulator._shard import Shard
-from bridge.local.emulator._stream import Stream, StreamIdentity, TrimReport
+from bridge.local.emulator._stream import Stream, StreamIdentity
 
 MAX_RECORDS_BYTES = 1 << 20  # GetRecords answers at most 1 MB, like the service
 ITERATOR_TYPES = ("TRIM_HORIZON", "LATEST", "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER")
@@ -45,12 +50,15 @@ class StreamsEmulator:
         *,
         secret: bytes | None = None,
         seed: int | None = None,
+        sequence_span: int = SHARD_SPAN,
     ) -> None:
+        """``sequence_span`` is how many sequence numbers each shard gets (tests make it small
+        to see a shard that used them all close)."""
         self.settings = settings or StreamSettings()
         self._rng = random.Random(seed)
         # A fresh secret per emulator: iterators from an earlier run are simply invalid.
         self._codec = IteratorCodec(secret or os.urandom(32), self.settings.iterator_ttl_seconds)
-        self._sequence = SequenceCounter()
+        self._sequence_blocks = SequenceBlocks(sequence_span)
         self._streams: dict[str, Stream] = {}
         self._lock = threading.RLock()
         self._counts: Counter[str] = Counter()
@@ -61,7 +69,7 @@ class StreamsEmulator:
         with self._lock:
             if identity.arn not in self._streams:
                 self._streams[identity.arn] = Stream(
-                    identity, self.settings, self._sequence, self._rng, now
+                    identity, self.settings, self._sequence_blocks, self._rng, now
                 )
 
     def disable_stream(self, arn: str, now: float) -> None:
@@ -124,7 +132,7 @@ class StreamsEmulator:
         with self._lock:
             self._counts["DescribeStream"] += 1
             stream = self._stream(arn)
-            self._maintain(stream, now)
+            stream.maintain(now)
             shards = list(stream.shard_ids_after(start)) if start else list(stream.shards())
             if parent is not None:
                 shards = [s for s in shards if s.parent_id == parent]
@@ -159,7 +167,7 @@ class StreamsEmulator:
         with self._lock:
             self._counts["GetShardIterator"] += 1
             stream = self._stream(arn)
-            self._maintain(stream, now)
+            stream.maintain(now)
             shard = stream.shard(shard_id)
             position = self._start_position(shard, kind, given)
             self._counts["iterators_issued"] += 1
@@ -174,7 +182,7 @@ class StreamsEmulator:
         with self._lock:
             self._counts["GetRecords"] += 1
             stream = self._stream(where.stream_arn)
-            self._maintain(stream, now)
+            stream.maintain(now)
             try:
                 shard = stream.shard(where.shard_id)
             except ResourceNotFoundError:
@@ -201,7 +209,7 @@ class StreamsEmulator:
             for stream in self._streams.values():
                 if table_name is not None and stream.identity.table_name != table_name:
                     continue
-                self._maintain(stream, now)
+                stream.maintain(now)
                 closed += [shard.shard_id for shard in stream.open_shards()]
                 opened += [shard.shard_id for shard in stream.rotate_all(now)]
             return {"closed": closed, "opened": opened}
@@ -210,8 +218,6 @@ class StreamsEmulator:
         """Apply retention to every stream now (it otherwise happens lazily on each call)."""
         with self._lock:
             reports = [stream.trim(now) for stream in self._streams.values()]
-            for report in reports:
-                self._count_trim(report)
         return {
             "records": sum(r.records for r in reports),
             "bytes": sum(r.bytes for r in reports),
@@ -229,6 +235,8 @@ class StreamsEmulator:
                 "records_retained": sum(shard.retained for shard in shards),
                 "record_bytes": sum(shard.record_bytes for shard in shards),
                 "iterators_held": 0,
+                "records_trimmed": sum(s.records_trimmed for s in self._streams.values()),
+                "shards_removed": sum(s.shards_removed for s in self._streams.values()),
                 **self._counts,
             }
 
@@ -242,20 +250,11 @@ class StreamsEmulator:
                 f"Requested resource not found: Stream: {arn} not found"
             ) from None
 
-    def _maintain(self, stream: Stream, now: float) -> None:
-        report = stream.maintain(now)
-        if report is not None:
-            self._count_trim(report)
-
-    def _count_trim(self, report: TrimReport) -> None:
-        self._counts["records_trimmed"] += report.records
-        self._counts["shards_removed"] += report.shards_removed
-
     def _start_position(self, shard: Shard, kind: str, given: str | None) -> int:
         if kind == "TRIM_HORIZON":
             return shard.trim_horizon
         if kind == "LATEST":
-            return shard.latest(self._sequence.peek())
+            return shard.latest()
         if given is None:
             raise ValidationError(f"SequenceNumber is required for {kind}")
         sequence = parse_sequence(given)
@@ -264,7 +263,7 @@ class StreamsEmulator:
                 f"Sequence number {given} of {shard.shard_id} was trimmed "
                 "(older than the stream's retention)"
             )
-        if not shard.contains(sequence, self._sequence.peek()):
+        if not shard.contains(sequence):
             raise ValidationError(f"Invalid SequenceNumber {given} for shard {shard.shard_id}")
         return sequence if kind == "AT_SEQUENCE_NUMBER" else sequence + 1
 

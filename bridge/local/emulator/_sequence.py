@@ -1,8 +1,15 @@
-"""Sequence numbers: one increasing counter, shown to clients as 21-digit decimal strings.
+"""Sequence numbers: a dense run per shard, shown to clients as 21-digit decimal strings.
+
+Every shard gets its own block of ``SHARD_SPAN`` numbers when it opens, and its records take
+them one after another: within a shard, consecutive records have consecutive numbers. That
+makes a loss countable, as a consumer that lost records to trimming sees exactly how many
+from the gap between the last number it read and the first one still there. Blocks are handed
+out in the order shards open, and a child always opens after its parent, so numbers keep
+increasing along a lineage (and across the streams of one endpoint).
 
 Inside the emulator a sequence number is the plain counter value (a small int that fits an
 ``array('q')``); only the wire form adds the offset, so every string has the same width and
-sorts the same way as a string and as a number, as real ones do within a stream.
+sorts the same way as a string and as a number.
 """
 
 from __future__ import annotations
@@ -10,6 +17,9 @@ from __future__ import annotations
 from bridge.local.emulator._errors import ValidationError
 
 SEQUENCE_OFFSET = 10**20
+SHARD_SPAN = 10**9
+"""Numbers per shard; a shard that used them all closes, as a full shard does in AWS."""
+
 _MAX_DIGITS = 40
 
 
@@ -27,17 +37,14 @@ def parse_sequence(text: str) -> int:
     return counter
 
 
-class SequenceCounter:
-    """Hands out sequence numbers; one per emulator, so they increase along any lineage."""
+class SequenceBlocks:
+    """Hands each new shard the first number of its block; one per emulator."""
 
-    def __init__(self, start: int = 1) -> None:
-        self._next = start
-
-    def peek(self) -> int:
-        """The number the next record will get: where a new shard or a LATEST iterator starts."""
-        return self._next
+    def __init__(self, span: int = SHARD_SPAN) -> None:
+        self.span = span
+        self._next_block = 1
 
     def take(self) -> int:
-        value = self._next
-        self._next += 1
-        return value
+        start = self._next_block * self.span
+        self._next_block += 1
+        return start

@@ -1,6 +1,6 @@
 """One shard: an append-only run of records that closes once and is trimmed from the front.
 
-Positions are sequence counters, not list indexes, so trimming (which drops list heads) never
+Positions are sequence numbers, not list indexes, so trimming (which drops list heads) never
 moves what an iterator points at. A position below ``trimmed_through`` names a record that
 is gone, which is exactly when the real service answers TrimmedDataAccessException.
 """
@@ -44,10 +44,11 @@ class ShardRead:
 
 
 class Shard:
+    """Records ``start_sequence``, ``start_sequence + 1``, ... in order; the retained ones begin
+    at ``trimmed_through``, so a record's number is that plus its index in the list."""
+
     __slots__ = (
-        "_last_sequence",
         "_records",
-        "_sequences",
         "_times",
         "closed_at",
         "end_sequence",
@@ -56,6 +57,7 @@ class Shard:
         "parent_id",
         "record_bytes",
         "shard_id",
+        "span",
         "start_sequence",
         "trimmed_through",
         "written",
@@ -66,27 +68,38 @@ class Shard:
         shard_id: str,
         parent_id: str | None,
         hash_range: HashRange,
+        *,
         start_sequence: int,
+        span: int,
         opened_at: float,
     ) -> None:
         self.shard_id = shard_id
         self.parent_id = parent_id
         self.hash_range = hash_range
         self.start_sequence = start_sequence
+        self.span = span
         self.opened_at = opened_at
         self.end_sequence: int | None = None
         self.closed_at: float | None = None
         self.trimmed_through = start_sequence
         self.written = 0
         self.record_bytes = 0
-        self._last_sequence: int | None = None
         self._records: list[bytes] = []
-        self._sequences = array("q")
         self._times = array("d")
 
     @property
     def closed(self) -> bool:
         return self.end_sequence is not None
+
+    @property
+    def full(self) -> bool:
+        """Every number of the shard's block is used: it must close now."""
+        return self.written >= self.span
+
+    @property
+    def next_sequence(self) -> int:
+        """The number the next record appended here gets."""
+        return self.start_sequence + self.written
 
     @property
     def retained(self) -> int:
@@ -96,20 +109,21 @@ class Shard:
     def oldest_time(self) -> float | None:
         return self._times[0] if self._times else None
 
-    def append(self, sequence: int, created_at: float, record: bytes) -> None:
+    def append(self, created_at: float, record: bytes) -> int:
+        """Keep ``record`` (encoded with ``next_sequence``); returns its sequence number."""
         assert self.end_sequence is None, f"{self.shard_id} is closed"
+        assert not self.full, f"{self.shard_id} has no sequence numbers left"
+        sequence = self.next_sequence
         self._records.append(record)
-        self._sequences.append(sequence)
         self._times.append(created_at)
-        self._last_sequence = sequence
         self.written += 1
         self.record_bytes += len(record)
+        return sequence
 
     def close(self, now: float) -> None:
         """Seal the shard; an empty one ends where it started, as it never held anything."""
         if self.end_sequence is None:
-            last = self._last_sequence
-            self.end_sequence = self.start_sequence if last is None else last
+            self.end_sequence = self.next_sequence - 1 if self.written else self.start_sequence
             self.closed_at = now
 
     def trim(self, cutoff: float) -> int:
@@ -117,10 +131,9 @@ class Shard:
         count = bisect_left(self._times, cutoff)
         if count == 0:
             return 0
-        self.trimmed_through = self._sequences[count - 1] + 1
+        self.trimmed_through += count
         self.record_bytes -= sum(len(record) for record in self._records[:count])
         del self._records[:count]
-        del self._sequences[:count]
         del self._times[:count]
         return count
 
@@ -130,14 +143,15 @@ class Shard:
 
     def has_trimmed(self, sequence: int) -> bool:
         """True when ``sequence`` lies in the part of this shard that retention removed."""
-        return self.trimmed_through > self.start_sequence and sequence < self.trimmed_through
+        return self.start_sequence <= sequence < self.trimmed_through
 
-    def latest(self, next_sequence: int) -> int:
-        return next_sequence if self.end_sequence is None else self.end_sequence + 1
+    def latest(self) -> int:
+        """Where a LATEST iterator starts: after the last record, there is or will be."""
+        return self.next_sequence
 
-    def contains(self, sequence: int, next_sequence: int) -> bool:
+    def contains(self, sequence: int) -> bool:
         """Could ``sequence`` belong to this shard (from its start up to its end or the head)?"""
-        last = self.end_sequence if self.end_sequence is not None else next_sequence - 1
+        last = self.end_sequence if self.end_sequence is not None else self.next_sequence - 1
         return self.start_sequence <= sequence <= max(last, self.start_sequence)
 
     def read(self, position: int, limit: int, max_bytes: int) -> ShardRead:
@@ -146,7 +160,7 @@ class Shard:
                 f"Records of {self.shard_id} from sequence {format_sequence(position)} "
                 "were trimmed (older than the stream's retention)"
             )
-        start = bisect_left(self._sequences, position)
+        start = min(position - self.trimmed_through, len(self._records))
         stop = min(start + limit, len(self._records))
         taken: list[bytes] = []
         size = 0
@@ -157,7 +171,7 @@ class Shard:
                 break
             taken.append(record)
         end = start + len(taken)
-        next_position = self._sequences[end - 1] + 1 if taken else position
+        next_position = self.trimmed_through + end if taken else position
         exhausted = self.end_sequence is not None and end >= len(self._records)
         return ShardRead(taken, next_position, exhausted)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from bridge.local.emulator._errors import ResourceNotFoundError
 from bridge.local.emulator._records import CapturedChange, encode_record
-from bridge.local.emulator._sequence import SequenceCounter
+from bridge.local.emulator._sequence import SequenceBlocks
 from bridge.local.emulator._settings import StreamSettings
 from bridge.local.emulator._shard import HASH_SPACE, HashRange, Shard
 
@@ -61,7 +61,7 @@ class Stream:
         self,
         identity: StreamIdentity,
         settings: StreamSettings,
-        sequence: SequenceCounter,
+        sequence_blocks: SequenceBlocks,
         rng: random.Random,
         now: float,
     ) -> None:
@@ -69,11 +69,13 @@ class Stream:
         self.settings = settings
         self.created_at = now
         self.enabled = True
-        self._sequence = sequence
+        self._blocks = sequence_blocks
         self._ids = ShardIdFactory(rng)
         self._shards: dict[str, Shard] = {}  # creation order, which is also id order
         self._open: list[Shard] = []  # sorted by hash_range.low
         self._next_trim_at = float("inf")
+        self.records_trimmed = 0
+        self.shards_removed = 0
         step = HASH_SPACE // settings.shards
         for index in range(settings.shards):
             high = HASH_SPACE if index == settings.shards - 1 else (index + 1) * step
@@ -105,34 +107,37 @@ class Stream:
     def append(self, change: CapturedChange, event_id: str, now: float) -> int:
         """Record one change in the shard that owns its key; rotate that shard if it is full.
 
-        Returns the change's sequence number.
+        Returns the change's sequence number. Writes trim a little behind retention (by 1%
+        of it), so a long run of writes sweeps the shards once per 1% of retention rather than
+        on every write; reads still see retention applied to the second.
         """
-        self.maintain(now)
+        self.maintain(now, trim_slack=self.settings.retention_seconds / 100)
         if not self.enabled:
             raise ValueError(f"stream {self.arn} is disabled and takes no more changes")
         shard = self._shard_for(key_hash(change.partition_key))
-        sequence = self._sequence.take()
         record = encode_record(
             change,
-            sequence=sequence,
+            sequence=shard.next_sequence,
             created_at=now,
             region=self.identity.region,
             view_type=self.identity.view_type,
             event_id=event_id,
         )
-        shard.append(sequence, now, record)
+        sequence = shard.append(now, record)
         self._next_trim_at = min(self._next_trim_at, now + self.settings.retention_seconds)
-        if self.settings.rotate_records and shard.written >= self.settings.rotate_records:
+        rotate_records = self.settings.rotate_records
+        if shard.full or (rotate_records and shard.written >= rotate_records):
             self.rotate(shard, now)
         return sequence
 
-    def maintain(self, now: float) -> TrimReport | None:
-        """Catch up with time: rotate shards past their age, trim records past retention."""
+    def maintain(self, now: float, *, trim_slack: float = 0.0) -> TrimReport | None:
+        """Catch up with time: rotate shards past their age, trim records past retention
+        (once the oldest is ``trim_slack`` seconds past it)."""
         if self.settings.rotate_seconds and self.enabled:
             age = self.settings.rotate_seconds
             for shard in [s for s in self._open if now - s.opened_at >= age]:
                 self.rotate(shard, now)
-        if now >= self._next_trim_at:
+        if now >= self._next_trim_at + trim_slack:
             return self.trim(now)
         return None
 
@@ -181,6 +186,8 @@ class Stream:
             elif shard.closed_at is not None:
                 next_due = min(next_due, shard.closed_at)
         self._next_trim_at = next_due + self.settings.retention_seconds
+        self.records_trimmed += records
+        self.shards_removed += removed
         return TrimReport(records, size, removed)
 
     def _schedule_trim(self, when: float | None) -> None:
@@ -188,7 +195,14 @@ class Stream:
             self._next_trim_at = min(self._next_trim_at, when + self.settings.retention_seconds)
 
     def _open_shard(self, parent_id: str | None, hash_range: HashRange, now: float) -> Shard:
-        shard = Shard(self._ids.new(now), parent_id, hash_range, self._sequence.peek(), now)
+        shard = Shard(
+            self._ids.new(now),
+            parent_id,
+            hash_range,
+            start_sequence=self._blocks.take(),
+            span=self._blocks.span,
+            opened_at=now,
+        )
         self._shards[shard.shard_id] = shard
         lows = [s.hash_range.low for s in self._open]
         self._open.insert(bisect_right(lows, hash_range.low), shard)
