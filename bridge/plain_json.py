@@ -8,6 +8,7 @@ decoding to Python values and back, which is most of the cost of forwarding an i
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,14 +52,19 @@ def plain_value(attribute: Mapping[str, Any]) -> Any:
     if "NULL" in attribute:
         return None
     if "B" in attribute:
-        return attribute["B"]
+        return _base64(attribute["B"])
     if "SS" in attribute:
         return list(attribute["SS"])
     if "NS" in attribute:
         return [Fragment(_number(element)) for element in attribute["NS"]]
     if "BS" in attribute:
-        return list(attribute["BS"])
+        return [_base64(element) for element in attribute["BS"]]
     raise ValueError(f"unknown DynamoDB type in {dict(attribute)!r}")
+
+
+def _base64(value: str | bytes) -> str:
+    """Binary as base64 text: as the wire carries it, or encoded from botocore's bytes."""
+    return value if isinstance(value, str) else base64.b64encode(value).decode("ascii")
 
 
 def _number(text: str) -> str:

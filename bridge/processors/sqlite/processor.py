@@ -18,11 +18,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aioboto3
 import orjson
 import structlog
 
+from bridge.aws import client_kwargs
+from bridge.config import SourceConfig
 from bridge.plain_json import image_json
 from bridge.processors.api import Batch, EndReason, Processor, ProcessorFactory, ShardContext
+from bridge.processors.sqlite.bootstrap import (
+    BootstrapError,
+    BootstrapSettings,
+    BootstrapState,
+    TableScanner,
+    read_state,
+    replica_table,
+)
 from bridge.processors.sqlite.readiness import ReadinessTracker
 from bridge.processors.sqlite.schema import BOOKKEEPING, CHECKPOINT, STATUS, ReplicaTable
 from bridge.records import ChangeRecord
@@ -53,6 +64,11 @@ class SqliteProcessorFactory(ProcessorFactory):
         ready_lag: float = 2.0,
         stall_after: float = 30.0,
         status_interval: float = 1.0,
+        bootstrap_segments: int = 4,
+        bootstrap_margin: float = 60.0,
+        retention: float = 24 * 3600.0,
+        start: str = "trim_horizon",
+        source: SourceConfig | None = None,
     ) -> None:
         self.path = Path(path)
         self.table_name = table
@@ -62,6 +78,13 @@ class SqliteProcessorFactory(ProcessorFactory):
         self.status_interval = status_interval
         self.readiness = ReadinessTracker(ready_lag=ready_lag, stall_after=stall_after)
         self.table: ReplicaTable | None = None
+        self.start = start
+        self.source = source
+        self.bootstrap = BootstrapSettings(
+            segments=bootstrap_segments, margin=bootstrap_margin, retention=retention
+        )
+        self.cutoff_ms: int | None = None
+        """Changes older than this are in the bootstrap scan already and are skipped."""
         self._db: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._status_task: asyncio.Task[None] | None = None
@@ -73,6 +96,55 @@ class SqliteProcessorFactory(ProcessorFactory):
         await self._call(self._open_db)
         self._status_task = asyncio.create_task(self._publish_status(), name="sqlite-status")
         log.info("replica open", path=str(self.path), table=self.table_name)
+        state = await self._call(self._bootstrap_state)
+        if state is None and await self._wants_bootstrap():
+            state = await self._run_bootstrap()
+        elif state is not None and not state.done:
+            state = await self._run_bootstrap()  # resume the scan a crash interrupted
+        if state is not None:
+            self.cutoff_ms = state.cutoff_ms
+
+    async def _wants_bootstrap(self) -> bool:
+        if self.start == "bootstrap":
+            return True
+        return self.start == "auto" and not await self._call(self._has_checkpoints)
+
+    async def _run_bootstrap(self) -> BootstrapState:
+        if self.source is None:
+            raise BootstrapError("bootstrap needs the source settings (run it through bridge)")
+        self.readiness.phase = "bootstrapping"
+        await self.publish_status()
+        async with aioboto3.Session().client("dynamodb", **client_kwargs(self.source)) as client:
+            try:
+                described = await client.describe_table(TableName=self.source.table)
+            except client.exceptions.ResourceNotFoundException:
+                raise BootstrapError(
+                    f"cannot bootstrap: table {self.source.table} does not exist"
+                ) from None
+            table = replica_table(described["Table"], self.table_name)
+            scanner = TableScanner(
+                client=client,
+                source_table=self.source.table,
+                table=table,
+                call=self._call,
+                db=self._connection,
+                settings=self.bootstrap,
+            )
+            state = await scanner.run()
+        self.table = table
+        self.readiness.phase = "streaming"
+        return state
+
+    def _connection(self) -> sqlite3.Connection:
+        assert self._db is not None
+        return self._db
+
+    def _bootstrap_state(self) -> BootstrapState | None:
+        return read_state(self._connection())
+
+    def _has_checkpoints(self) -> bool:
+        row = self._connection().execute("SELECT count(*) FROM _bridge_checkpoints").fetchone()
+        return bool(row[0])
 
     async def close(self) -> None:
         if self._status_task is not None:
@@ -95,8 +167,11 @@ class SqliteProcessorFactory(ProcessorFactory):
         return await self._call(self._read_checkpoint, shard_id)
 
     async def apply(self, shard_id: str, records: Sequence[ChangeRecord]) -> None:
-        await self._call(self._apply, shard_id, records)
         last = records[-1]
+        if self.cutoff_ms is not None:
+            cutoff = self.cutoff_ms / 1000
+            records = [r for r in records if r.approximate_creation_time.timestamp() >= cutoff]
+        await self._call(self._apply, shard_id, records, last.sequence_number)
         self.readiness.batch(shard_id, last.approximate_creation_time.timestamp(), time.time())
 
     # -- the writer thread -----------------------------------------------------------------
@@ -149,9 +224,11 @@ class SqliteProcessorFactory(ProcessorFactory):
         self.table = table
         return table
 
-    def _apply(self, shard_id: str, records: Sequence[ChangeRecord]) -> None:
-        db = self._db
-        assert db is not None
+    def _apply(self, shard_id: str, records: Sequence[ChangeRecord], checkpoint: str) -> None:
+        db = self._connection()
+        if not records:  # all older than the bootstrap's cut-off: only the position moves
+            db.execute(CHECKPOINT, (shard_id, checkpoint, int(time.time() * 1000)))
+            return
         table = self._ensure_table(records[0])
         upsert, delete, names = table.upsert(), table.delete(), table.key_names
         now_ms = int(time.time() * 1000)
@@ -176,7 +253,7 @@ class SqliteProcessorFactory(ProcessorFactory):
                 puts.append((*keys, image_json(image).decode(), record.sequence_number, now_ms))
             if puts:
                 db.executemany(upsert, puts)
-            db.execute(CHECKPOINT, (shard_id, records[-1].sequence_number, now_ms))
+            db.execute(CHECKPOINT, (shard_id, checkpoint, now_ms))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -240,7 +317,12 @@ class SqliteProcessor(Processor):
     async def start(self, context: ShardContext) -> str | None:
         self.context = context
         self.factory.readiness.started(self.shard_id, time.monotonic())
-        return await self.factory.checkpoint_of(self.shard_id)
+        own = await self.factory.checkpoint_of(self.shard_id)
+        if own is not None or self.factory.start == "latest":
+            return own
+        # The replica owns its position: a new file reads every shard from its oldest record
+        # (skipping what a bootstrap scan already holds), whatever the lease table says.
+        return "TRIM_HORIZON"
 
     async def process(self, batch: Batch) -> None:
         await self.factory.apply(self.shard_id, batch.records)
