@@ -32,6 +32,8 @@ from bridge.processors.api import Batch, EndReason, LeaseLostError, Processor, S
 from bridge.streams.errors import (
     ExpiredIteratorError,
     FatalStreamError,
+    StreamError,
+    StreamNotFoundError,
     TransientStreamError,
     TrimmedDataError,
 )
@@ -138,7 +140,7 @@ class ShardConsumer:
             self.lifecycle.ended()
             return EndReason.SHARD_END
         self._log.info("shard started", checkpoint=self.checkpoint, start=request.kind)
-        iterator: str | None = await self._iterator(request)
+        iterator = await self._iterator(request)
         self.lifecycle.reading()
         while iterator is not None:
             if self.stop.is_set():
@@ -173,6 +175,8 @@ class ShardConsumer:
             self.lag_ms = 0.0
         if page.next_iterator is not None:
             await self._wait(self.pacer.after_read(len(page.records)))
+        elif self._lost_after is not None:
+            await self._count_lost_to_shard_end()
         return page.next_iterator
 
     async def _handle(self, records: list[ChangeRecord]) -> None:
@@ -203,13 +207,12 @@ class ShardConsumer:
             bool(self.context.parent_shard_ids),
         )
 
-    async def _iterator(self, request: IteratorRequest) -> str:
+    async def _iterator(self, request: IteratorRequest) -> str | None:
+        """An iterator for ``request``; None when the shard has nothing left to read."""
         attempt = 0
         while True:
             try:
-                return await self.reader.get_shard_iterator(
-                    self.context.stream_arn, self.shard_id, request.kind, request.sequence_number
-                )
+                return await self._open_iterator(request)
             except TrimmedDataError as exc:
                 return await self._after_trim(exc)
             except TransientStreamError as exc:
@@ -219,7 +222,18 @@ class ShardConsumer:
                 if self.stop.is_set():
                     raise _Stopping from None
 
-    async def _after_trim(self, exc: TrimmedDataError) -> str:
+    async def _open_iterator(self, request: IteratorRequest) -> str | None:
+        try:
+            return await self.reader.get_shard_iterator(
+                self.context.stream_arn, self.shard_id, request.kind, request.sequence_number
+            )
+        except StreamNotFoundError as exc:
+            if not await self._trimmed_away():
+                raise
+            await self._after_shard_trimmed_away(exc)
+            return None
+
+    async def _after_trim(self, exc: TrimmedDataError) -> str | None:
         position = self.last_sequence or self.checkpoint
         self._log.error(
             "records were trimmed by retention before they were read",
@@ -232,10 +246,38 @@ class ShardConsumer:
         if decision.action is TrimAction.FAIL or decision.retry_from is None:
             await self._measure_loss()
             raise RecordsTrimmedError(
-                f"shard {self.shard_id} of {self.context.stream_arn}: records after {position} "
-                "were trimmed before they were read (on_trimmed: fail)"
+                f"records after {position} were trimmed before they were read (on_trimmed: fail)",
+                code=exc.code,
+                status=exc.status,
+                context=f"shard {self.shard_id} of {self.context.stream_arn}",
             ) from exc
         return await self._iterator(decision.retry_from)
+
+    async def _trimmed_away(self) -> bool:
+        """Is the stream still there without this shard? Retention removed the whole shard
+        (closed, and every record older than retention), which is a trim, not a fatal error."""
+        description = await self.reader.describe_stream(self.context.stream_arn)
+        return all(shard.shard_id != self.shard_id for shard in description.shards)
+
+    async def _after_shard_trimmed_away(self, exc: StreamNotFoundError) -> None:
+        """Nothing of the shard is left; with ``resume`` it counts as ended so its children
+        start. How many records went with it cannot be known, so none are counted."""
+        position = self.last_sequence or self.checkpoint
+        self._log.error(
+            "shard was trimmed away by retention before it was read to its end; "
+            "the records after the checkpoint are lost (how many is unknown)",
+            after=position,
+            on_trimmed=self.settings.on_trimmed,
+        )
+        self._lost_after = None
+        if self.settings.on_trimmed == "fail":
+            raise RecordsTrimmedError(
+                f"the shard was trimmed away after {position} before it was read to its end "
+                "(on_trimmed: fail)",
+                code=exc.code,
+                status=exc.status,
+                context=f"shard {self.shard_id} of {self.context.stream_arn}",
+            ) from exc
 
     async def _measure_loss(self) -> None:
         """Before stopping, look at the oldest record still there so the loss is counted."""
@@ -249,6 +291,20 @@ class ShardConsumer:
             return
         if page.records:
             self._count_lost(page.records[0].sequence_number)
+        elif page.next_iterator is None:
+            await self._count_lost_to_shard_end()
+
+    async def _count_lost_to_shard_end(self) -> None:
+        """The shard is closed and nothing after the gap is left: the loss runs to its end."""
+        try:
+            description = await self.reader.describe_stream(self.context.stream_arn)
+        except StreamError as exc:
+            self._log.warning("could not measure the loss", error=repr(exc))
+            return
+        for shard in description.shards:
+            end = shard.ending_sequence_number
+            if shard.shard_id == self.shard_id and end is not None and end.isdigit():
+                self._count_lost(str(int(end) + 1))  # as if the next record were there
 
     def _count_lost(self, first_available: str) -> None:
         after, self._lost_after = self._lost_after, None

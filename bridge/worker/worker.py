@@ -91,6 +91,7 @@ class Worker:
             if config.processor.on_error == "dead_letter"
             else None
         )
+        self._releases: set[asyncio.Task[None]] = set()
         self._log = log.bind(worker=worker_id)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -134,6 +135,7 @@ class Worker:
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(
             *(owned.holder.release() for owned in self.state.owned.values()),
+            *self._releases,
             return_exceptions=True,
         )
         self.state.owned.clear()
@@ -346,7 +348,10 @@ class Worker:
         if reason is EndReason.SHARD_END:
             self.sync_requested.set()  # children may need leases
             self.state.owned.pop(key, None)
-            asyncio.get_running_loop().create_task(owned.holder.release())
+            # Kept until done: the loop holds tasks weakly, and the drain waits for them.
+            release = asyncio.get_running_loop().create_task(owned.holder.release())
+            self._releases.add(release)
+            release.add_done_callback(self._releases.discard)
         elif reason is EndReason.LEASE_LOST:
             self.state.owned.pop(key, None)
         elif reason is EndReason.FAILED:
