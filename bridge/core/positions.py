@@ -89,8 +89,9 @@ class TrimDecision:
 
 
 def after_trim(position: str | None, on_trimmed: Literal["fail", "resume"]) -> TrimDecision:
-    """``fail`` stops the shard at ``position`` (the lease keeps it); ``resume`` reads on from
-    the oldest record still there. Either way the caller counts the loss from ``lost_after``."""
+    """``fail`` stops at ``position`` with an error (the worker exits 1: a loss must be seen to);
+    ``resume`` reads on from the oldest record still there. Either way the caller counts the
+    loss from ``lost_after``."""
     lost_after = position if is_sequence_number(position) else None
     if on_trimmed == "fail":
         return TrimDecision(TrimAction.FAIL, lost_after, None)

@@ -64,11 +64,17 @@ class LeaderElection:
         self._thread = threading.Thread(target=self._run, name="leader-election", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         """Give the lock back, so another worker leads at once instead of after its lease."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout)
+            # An acquire in progress returns within its retry timeout.
+            limit = (
+                timeout
+                if timeout is not None
+                else (self.lease + self.heartbeat * 4).total_seconds()
+            )
+            self._thread.join(limit)
 
     # -- the election thread --------------------------------------------------------------
 
@@ -109,7 +115,9 @@ class LeaderElection:
             return client.acquire_lock(
                 LOCK_KEY,
                 retry_period=self.heartbeat,
-                retry_timeout=self.heartbeat * 2,
+                # Longer than the lock's lease: the library takes a dead leader's lock only after
+                # watching it unchanged for a whole lease within one call.
+                retry_timeout=self.lease + self.heartbeat * 2,
                 app_callback=self._on_lock_event,
             )
         except DynamoDBLockError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -11,11 +12,14 @@ import structlog
 
 from bridge.aws import client_kwargs
 from bridge.config import BridgeConfig
+from bridge.leases.heartbeats import WorkerRegistry
+from bridge.leases.leader import LeaderElection
 from bridge.leases.store import DynamoLeaseStore
 from bridge.logs import default_worker_id
 from bridge.metrics import Metrics
 from bridge.processors.loader import load_factory
 from bridge.streams.client import StaticCredentials, StreamsClient
+from bridge.worker.membership import Membership
 from bridge.worker.worker import Worker
 
 log = structlog.get_logger("bridge.app")
@@ -49,6 +53,9 @@ async def open_runtime(config: BridgeConfig) -> AsyncIterator[Runtime]:
         table=config.source.table,
         app=config.app,
         worker_id=worker_id,
+        source=config.source,
+        start=config.source.start,
+        ready_lag=config.ready_lag.total_seconds(),
     )
     async with contextlib.AsyncExitStack() as stack:
         streams = await stack.enter_async_context(streams_client(config))
@@ -60,6 +67,19 @@ async def open_runtime(config: BridgeConfig) -> AsyncIterator[Runtime]:
             session.client("dynamodb", **client_kwargs(config.source))
         )
         store = DynamoLeaseStore(dynamodb, config.lease_table)
+        lease_duration = config.coordination.lease_duration.total_seconds()
+        membership = Membership(
+            worker_id,
+            lease_duration=lease_duration,
+            clock=time.monotonic,
+            registry=WorkerRegistry(dynamodb, config.lock_table),
+            leader=LeaderElection(
+                config.source,
+                table=config.lock_table,
+                worker_id=worker_id,
+                lease_duration=lease_duration,
+            ),
+        )
         worker = Worker(
             config,
             worker_id=worker_id,
@@ -67,6 +87,7 @@ async def open_runtime(config: BridgeConfig) -> AsyncIterator[Runtime]:
             store=store,
             factory=factory,
             metrics=Metrics(config.app, config.source.table),
+            membership=membership,
         )
         yield Runtime(worker=worker, streams=streams, stream_arn=stream_arn)
 

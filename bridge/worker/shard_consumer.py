@@ -124,6 +124,12 @@ class ShardConsumer:
             await self._end(reason)
         return reason
 
+    async def _at_tip(self) -> None:
+        try:
+            await self.processor.at_tip()
+        except Exception as exc:  # a freshness hook must not stop the shard
+            self._log.warning("processor at_tip hook failed", error=repr(exc))
+
     async def _end(self, reason: EndReason) -> None:
         try:
             await self.processor.end(reason)
@@ -173,6 +179,7 @@ class ShardConsumer:
             await self._handle(page.records)
         else:
             self.lag_ms = 0.0
+            await self._at_tip()
         if page.next_iterator is not None:
             await self._wait(self.pacer.after_read(len(page.records)))
         elif self._lost_after is not None:

@@ -31,6 +31,7 @@ from bridge.streams.errors import FatalStreamError, StreamError
 from bridge.streams.reader import StreamReader
 from bridge.worker.delivery import BatchDelivery, DeliveryPolicy
 from bridge.worker.lease_holder import LeaseHolder
+from bridge.worker.membership import Membership
 from bridge.worker.shard_consumer import ConsumerSettings, ShardConsumer
 from bridge.worker.shard_syncer import ShardSyncer
 
@@ -69,6 +70,7 @@ class Worker:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        membership: Membership | None = None,
     ) -> None:
         self.config = config
         self.worker_id = worker_id
@@ -84,6 +86,9 @@ class Worker:
         self.stream_arn = ""
         self.sync_requested = asyncio.Event()
         self.lease_duration = config.coordination.lease_duration.total_seconds()
+        self.membership = membership or Membership(
+            worker_id, lease_duration=self.lease_duration, clock=clock
+        )
         self.dead_letter = (
             DeadLetterFile(
                 config.processor.dead_letter_path or _default_dead_letter_path(config.app)
@@ -110,6 +115,7 @@ class Worker:
         """Run until stopped; raises ``WorkerFailedError`` after a fatal error (leases released)."""
         self.stream_arn = stream_arn
         await self.store.ensure_table()
+        await self.membership.start()
         await self.factory.open()
         self._log.info("worker started", stream=stream_arn)
         try:
@@ -125,6 +131,7 @@ class Worker:
                     task.cancel()
         finally:
             await self.factory.close()
+            await self.membership.leave()
         if self.state.fatal is not None:
             raise WorkerFailedError(str(self.state.fatal)) from self.state.fatal
         self._log.info("worker stopped")
@@ -187,6 +194,11 @@ class Worker:
         min_gap = min(interval, 1.0)
         last = -float("inf")
         while not self.stopping.is_set():
+            if not self.membership.is_leader:
+                # Only the leader lists shards; look again soon, to lead at once when elected.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), 0.2)
+                continue
             wait = max(0.0, last + min_gap - self.clock())
             if wait:
                 await asyncio.sleep(wait)
@@ -217,7 +229,9 @@ class Worker:
 
     async def _renew_all(self) -> None:
         holders = [owned.holder for owned in self.state.owned.values()]
+        beat = asyncio.ensure_future(self.membership.beat())
         await asyncio.gather(*(holder.renew() for holder in holders))
+        await beat  # after the renewals: a failing heartbeat must not delay them
         for key, owned in list(self.state.owned.items()):
             if owned.holder.lost.is_set() and (owned.task is None or owned.task.done()):
                 self.state.owned.pop(key, None)
@@ -233,7 +247,7 @@ class Worker:
             leases=leases,
             me=self.worker_id,
             held=held,
-            live_workers=self._live_workers(leases),
+            live_workers=await self.membership.live_workers(),
             tracker=self.tracker,
             now=now,
             lease_duration=self.lease_duration,
@@ -247,9 +261,6 @@ class Worker:
             await self._take(lease, stolen=True)
         self._start_ready_consumers(by_key)
         self._update_gauges()
-
-    def _live_workers(self, leases: list[Lease]) -> frozenset[str]:
-        return frozenset([self.worker_id])
 
     async def _take(self, lease: Lease, *, stolen: bool) -> None:
         sent = self.clock()

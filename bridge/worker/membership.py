@@ -1,0 +1,71 @@
+"""Who else is working, and who leads: heartbeat rows and the leader lock, for one worker.
+
+Without a registry (a lone worker over an in-memory store, as in unit tests) the worker is
+the whole cluster: always live, always leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+
+from bridge.core.leasing import ExpiryTracker
+from bridge.leases.heartbeats import WorkerRegistry
+from bridge.leases.leader import LeaderElection
+
+log = structlog.get_logger("bridge.membership")
+
+
+class Membership:
+    def __init__(
+        self,
+        worker_id: str,
+        *,
+        lease_duration: float,
+        clock: Callable[[], float],
+        registry: WorkerRegistry | None = None,
+        leader: LeaderElection | None = None,
+    ) -> None:
+        self.worker_id = worker_id
+        self.lease_duration = lease_duration
+        self.clock = clock
+        self.registry = registry
+        self.leader = leader
+        self.tracker = ExpiryTracker()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader is None or self.leader.is_leader
+
+    async def start(self) -> None:
+        if self.registry is not None:
+            await self.registry.ensure_table()
+            await self.registry.beat(self.worker_id)
+        if self.leader is not None:
+            self.leader.start()
+
+    async def beat(self) -> None:
+        if self.registry is not None:
+            await self.registry.beat(self.worker_id)
+
+    async def live_workers(self) -> frozenset[str]:
+        """Workers whose heartbeat moved within a lease duration, by this worker's clock."""
+        if self.registry is None:
+            return frozenset([self.worker_id])
+        rows = await self.registry.workers()
+        now = self.clock()
+        self.tracker.observe(rows, now)
+        live = {row.key for row in rows if not self.tracker.expired(row, now, self.lease_duration)}
+        return frozenset(live | {self.worker_id})
+
+    async def leave(self) -> None:
+        """Stop leading (so another worker leads at once) and remove our heartbeat row."""
+        if self.leader is not None:
+            await asyncio.to_thread(self.leader.stop)
+        if self.registry is not None:
+            try:
+                await self.registry.leave(self.worker_id)
+            except Exception as exc:  # the row expires by TTL; leaving cleanly is a courtesy
+                log.warning("could not remove the heartbeat row", error=repr(exc))
