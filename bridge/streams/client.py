@@ -30,6 +30,7 @@ from bridge.streams.fastpath import CredentialSource, RecordsFetcher
 from bridge.streams.model import (
     IteratorKind,
     RecordsPage,
+    Shard,
     ShardIterator,
     StreamDescription,
     parse_stream_description,
@@ -239,6 +240,20 @@ class StreamsClient:
             if not last:
                 return parse_stream_description(pages)
             request["ExclusiveStartShardId"] = last
+
+    async def child_shards(self, stream_arn: str, shard_id: str) -> list[Shard]:
+        """The children of one shard, with DescribeStream's CHILD_SHARDS filter: one call
+        (and one page), however large the stream, which is why any worker may make it."""
+        context = f"stream {stream_arn} shard {shard_id}"
+        self.describe_stream_calls += 1
+        answer = await self._call(
+            self._opened().streams.describe_stream(
+                StreamArn=stream_arn,
+                ShardFilter={"Type": "CHILD_SHARDS", "ShardId": shard_id},
+            ),
+            context,
+        )
+        return list(parse_stream_description([answer["StreamDescription"]]).shards)
 
     async def get_shard_iterator(
         self,

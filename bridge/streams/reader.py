@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from bridge.streams.model import IteratorKind, RecordsPage, StreamDescription
+from bridge.streams.model import IteratorKind, RecordsPage, Shard, StreamDescription
 
 
 @runtime_checkable
@@ -25,6 +25,10 @@ class StreamReader(Protocol):
 
     async def describe_stream(self, stream_arn: str) -> StreamDescription:
         """The stream and all of its shards (every page)."""
+        ...
+
+    async def child_shards(self, stream_arn: str, shard_id: str) -> list[Shard]:
+        """The shards opened when this one closed (empty while it is open)."""
         ...
 
     async def get_shard_iterator(

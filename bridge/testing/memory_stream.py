@@ -255,6 +255,16 @@ class MemoryStream:
             stream_label="memory",
         )
 
+    async def child_shards(self, stream_arn: str, shard_id: str) -> list[Shard]:
+        context = f"stream {stream_arn} shard {shard_id}"
+        self._check_stream(stream_arn, context)
+        await self._enter("describe_stream", context)
+        return [
+            self._describe(s)
+            for s in self._shards.values()
+            if s.parent_shard_id == shard_id and not s.removed
+        ]
+
     async def get_shard_iterator(
         self,
         stream_arn: str,

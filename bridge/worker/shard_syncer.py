@@ -72,6 +72,27 @@ class ShardSyncer:
         return result
 
 
+async def create_child_leases(
+    reader: StreamReader, store: LeaseStore, stream_arn: str, parent: str
+) -> list[str]:
+    """Leases for the children of a shard that just ended, by whichever worker read it.
+
+    Without this the children would wait for the leader's next full sync (a minute by
+    default); one filtered DescribeStream per shard end keeps handoff quick, and its cost
+    grows with shard ends, not with the number of workers.
+    """
+    children = await reader.child_shards(stream_arn, parent)
+    created = []
+    for child in sorted(children, key=lambda shard: shard.shard_id):
+        if await store.create_lease(child.shard_id, frozenset([parent])):
+            created.append(child.shard_id)
+    if children:
+        await store.add_children(parent, frozenset(child.shard_id for child in children))
+    if created:
+        log.info("child shards leased", parent=parent, created=created)
+    return created
+
+
 def _parents_first(shards: Mapping[str, Shard]) -> list[str]:
     """Order shard ids so that a parent comes before its children (creation order of leases)."""
     ordered: list[str] = []

@@ -33,7 +33,7 @@ from bridge.worker.delivery import BatchDelivery, DeliveryPolicy
 from bridge.worker.lease_holder import LeaseHolder
 from bridge.worker.membership import Membership
 from bridge.worker.shard_consumer import ConsumerSettings, ShardConsumer
-from bridge.worker.shard_syncer import ShardSyncer
+from bridge.worker.shard_syncer import ShardSyncer, create_child_leases
 
 log = structlog.get_logger("bridge.worker")
 
@@ -357,10 +357,9 @@ class Worker:
         if owned is None:
             return
         if reason is EndReason.SHARD_END:
-            self.sync_requested.set()  # children may need leases
             self.state.owned.pop(key, None)
             # Kept until done: the loop holds tasks weakly, and the drain waits for them.
-            release = asyncio.get_running_loop().create_task(owned.holder.release())
+            release = asyncio.get_running_loop().create_task(self._finish_shard(key, owned))
             self._releases.add(release)
             release.add_done_callback(self._releases.discard)
         elif reason is EndReason.LEASE_LOST:
@@ -368,6 +367,15 @@ class Worker:
         elif reason is EndReason.FAILED:
             owned.failed = True  # keep the lease so no other worker reads past the failure
         self._update_gauges()
+
+    async def _finish_shard(self, key: str, owned: _Owned) -> None:
+        """Lease the children of a shard read to its end, then give its lease back."""
+        try:
+            await create_child_leases(self.reader, self.store, self.stream_arn, key)
+        except Exception as exc:
+            self._log.warning("could not lease child shards; the leader will", error=repr(exc))
+            self.sync_requested.set()
+        await owned.holder.release()
 
     def _update_gauges(self) -> None:
         running = [o for o in self.state.owned.values() if o.task is not None and not o.task.done()]
