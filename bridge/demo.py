@@ -82,7 +82,7 @@ class DemoProcessor(Processor):
             if self.show:
                 log.info(
                     "change",
-                    event=record.event,
+                    op=record.event,
                     key=key,
                     seq=record.sequence_number,
                     shard=record.shard_id,

@@ -18,7 +18,7 @@ class LogProcessor(Processor):
             fields: dict[str, object] = {"keys": record.keys, "seq": record.sequence_number}
             if self.images:
                 fields["new"] = record.new_image
-            log.info("change", event=record.event, shard=record.shard_id, **fields)
+            log.info("change", op=record.event, shard=record.shard_id, **fields)
 
     async def end(self, reason: EndReason) -> None:
         log.info("shard ownership ended", shard=self.context.shard_id, reason=str(reason))

@@ -12,6 +12,7 @@ import structlog
 
 from bridge.aws import client_kwargs
 from bridge.config import BridgeConfig
+from bridge.health import HealthServer, worker_readiness
 from bridge.leases.heartbeats import WorkerRegistry
 from bridge.leases.leader import LeaderElection
 from bridge.leases.store import DynamoLeaseStore
@@ -94,5 +95,26 @@ async def open_runtime(config: BridgeConfig) -> AsyncIterator[Runtime]:
 
 async def run_worker(config: BridgeConfig) -> None:
     async with open_runtime(config) as runtime:
-        runtime.worker.install_signal_handlers()
-        await runtime.worker.run(runtime.stream_arn)
+        worker = runtime.worker
+        worker.install_signal_handlers()
+        health: HealthServer | None = None
+        if config.metrics.enabled:
+            ready_lag = config.ready_lag.total_seconds()
+            health = HealthServer(
+                worker.metrics,
+                lambda: worker_readiness(worker, ready_lag),
+                port=config.metrics.port,
+            )
+            try:
+                await health.start()
+            except OSError as exc:
+                # Probes will fail and say so; the changes keep flowing meanwhile.
+                log.error(
+                    "cannot serve metrics and probes", port=config.metrics.port, error=str(exc)
+                )
+                health = None
+        try:
+            await worker.run(runtime.stream_arn)
+        finally:
+            if health is not None:
+                await health.stop()

@@ -82,6 +82,8 @@ class Worker:
         self.rng = rng or random.Random()
         self.state = WorkerState()
         self.stopping = asyncio.Event()
+        self.last_take_ok: float | None = None
+        """When a take cycle last read the lease table: readiness needs the table in reach."""
         self.tracker = ExpiryTracker()
         self.stream_arn = ""
         self.sync_requested = asyncio.Event()
@@ -261,6 +263,7 @@ class Worker:
             await self._take(lease, stolen=True)
         self._start_ready_consumers(by_key)
         self._update_gauges()
+        self.last_take_ok = self.clock()
 
     async def _take(self, lease: Lease, *, stolen: bool) -> None:
         sent = self.clock()
