@@ -1,0 +1,165 @@
+"""The message of a change, without a broker: envelope fields, key bytes, lossless values."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge.processors.kafka import EnvelopeEncoder, canonical_key
+from bridge.records import ChangeRecord
+from tests.kafka.changes import BUILDERS, SHARD, WHEN_MS, from_stream, from_values, order_item
+
+Builder = Callable[..., ChangeRecord]
+
+
+def encoder(**options: bool) -> EnvelopeEncoder:
+    return EnvelopeEncoder(
+        "orders",
+        include_old_image=options.get("include_old_image", True),
+        tombstones=options.get("tombstones", False),
+    )
+
+
+@pytest.mark.parametrize("build", BUILDERS)
+def test_envelope_has_every_field_of_the_design(build: Builder) -> None:
+    record = build(
+        "MODIFY",
+        {"pk": "a", "sk": 1},
+        {"pk": "a", "sk": 1, "v": 2},
+        {"pk": "a", "sk": 1, "v": 1},
+        seq="100000000000000000042",
+    )
+    [(key, value, headers)] = list(encoder().messages(record))
+    assert value is not None
+    assert orjson.loads(value) == {
+        "table": "orders",
+        "event": "MODIFY",
+        "keys": {"pk": "a", "sk": 1},
+        "new": {"pk": "a", "sk": 1, "v": 2},
+        "old": {"pk": "a", "sk": 1, "v": 1},
+        "seq": "100000000000000000042",
+        "shard": SHARD,
+        "ts": WHEN_MS,
+    }
+    assert key == b'{"pk":"a","sk":1}'
+    assert headers == [
+        ("bridge-event", b"MODIFY"),
+        ("bridge-table", b"orders"),
+        ("bridge-shard", SHARD.encode()),
+        ("bridge-seq", b"100000000000000000042"),
+    ]
+
+
+@pytest.mark.parametrize("build", BUILDERS)
+def test_key_is_canonical_json_whatever_the_attribute_order(build: Builder) -> None:
+    one = build("INSERT", {"sk": 5, "pk": "x"}, {"pk": "x", "sk": 5})
+    two = build("INSERT", {"pk": "x", "sk": 5}, {"sk": 5, "pk": "x"})
+    assert next(encoder().messages(one))[0] == next(encoder().messages(two))[0]
+    assert next(encoder().messages(one))[0] == b'{"pk":"x","sk":5}'
+
+
+@pytest.mark.parametrize(
+    ("value", "as_json"),
+    [
+        pytest.param(7, "7", id="small-int"),
+        pytest.param(-(2**53 - 1), "-9007199254740991", id="smallest-safe-int"),
+        pytest.param(2**53, '"9007199254740992"', id="int-beyond-53-bits"),
+        pytest.param(-(10**37), '"-' + "1" + "0" * 37 + '"', id="38-digit-int"),
+        pytest.param(Decimal("1.50"), '"1.50"', id="fraction"),
+        pytest.param(Decimal("-0.000001"), '"-0.000001"', id="small-fraction"),
+        pytest.param(Decimal("2.0"), "2", id="integral-decimal"),
+        pytest.param(b"\x00\xffbin", '"AP9iaW4="', id="binary"),
+        pytest.param({"b", "a"}, '["a","b"]', id="string-set"),
+        pytest.param({10, Decimal("2.5")}, '["2.5",10]', id="number-set"),
+        pytest.param({b"\x02", b"\x01"}, '["AQ==","Ag=="]', id="binary-set"),
+        pytest.param([1, "x", None, True], '[1,"x",null,true]', id="list"),
+    ],
+)
+@pytest.mark.parametrize("build", BUILDERS)
+def test_values_are_encoded_by_the_documented_rules(
+    build: Builder, value: Any, as_json: str
+) -> None:
+    record = build("INSERT", {"pk": "a"}, {"pk": "a", "v": value})
+    [(_, encoded, _)] = list(encoder().messages(record))
+    assert encoded is not None
+    new = orjson.loads(encoded)["new"]
+    assert orjson.dumps(new["v"]) == as_json.encode()
+
+
+def test_lossless_values_read_back_exactly() -> None:
+    item = order_item(12)
+    [(_, encoded, _)] = list(encoder().messages(from_stream("INSERT", {"pk": "a"}, item)))
+    assert encoded is not None
+    new = orjson.loads(encoded)["new"]
+    assert Decimal(new["price"]) == item["price"]
+    assert int(new["big"]) == item["big"]
+    assert base64.b64decode(new["blob"]) == item["blob"]
+    assert int(new["nested"]["map"]["deep"]) == 2**53
+    assert [Decimal(str(n)) for n in new["nums"]] == sorted(item["nums"])
+
+
+@pytest.mark.parametrize("build", BUILDERS)
+def test_remove_gets_a_tombstone_only_when_asked(build: Builder) -> None:
+    record = build("REMOVE", {"pk": "a"}, None, {"pk": "a", "v": 1})
+    plain = list(encoder().messages(record))
+    with_tombstone = list(encoder(tombstones=True).messages(record))
+    assert len(plain) == 1 and orjson.loads(plain[0][1] or b"")["new"] is None
+    assert len(with_tombstone) == 2
+    (key, envelope, headers), (tomb_key, tombstone, tomb_headers) = with_tombstone
+    assert envelope == plain[0][1] and tombstone is None
+    assert (tomb_key, tomb_headers) == (key, headers)
+    insert = build("INSERT", {"pk": "a"}, {"pk": "a"})
+    assert len(list(encoder(tombstones=True).messages(insert))) == 1
+
+
+@pytest.mark.parametrize("build", BUILDERS)
+def test_old_image_can_be_left_out(build: Builder) -> None:
+    record = build("MODIFY", {"pk": "a"}, {"pk": "a", "v": 2}, {"pk": "a", "v": 1})
+    [(_, encoded, _)] = list(encoder(include_old_image=False).messages(record))
+    assert orjson.loads(encoded or b"")["old"] is None
+
+
+def test_canonical_key_sorts_nested_maps_too() -> None:
+    assert canonical_key({"b": 1, "a": {"y": 1, "x": b"\x01"}}) == b'{"a":{"x":"AQ==","y":1},"b":1}'
+
+
+# -- both encoding paths agree, whatever the item --------------------------------------------
+
+numbers = st.one_of(
+    st.integers(min_value=-(10**38) + 1, max_value=10**38 - 1),
+    st.decimals(allow_nan=False, allow_infinity=False, places=6).filter(
+        lambda d: abs(d) < Decimal(10) ** 30
+    ),
+)
+scalars = st.one_of(st.text(max_size=8), numbers, st.binary(max_size=8), st.booleans(), st.none())
+sets = st.one_of(
+    st.frozensets(st.text(max_size=5), min_size=1, max_size=4),
+    st.frozensets(st.integers(-(2**60), 2**60), min_size=1, max_size=4),
+    st.frozensets(st.binary(max_size=5), min_size=1, max_size=4),
+)
+values = st.recursive(
+    st.one_of(scalars, sets),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+items = st.dictionaries(st.text(min_size=1, max_size=6), values, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys=st.fixed_dictionaries({"pk": st.one_of(st.text(max_size=8), numbers)}), new=items)
+def test_stream_records_and_hand_built_records_give_the_same_bytes(
+    keys: dict[str, Any], new: dict[str, Any]
+) -> None:
+    image = {**new, **keys}
+    wire = list(encoder(tombstones=True).messages(from_stream("MODIFY", keys, image, image)))
+    plain = list(encoder(tombstones=True).messages(from_values("MODIFY", keys, image, image)))
+    assert wire == plain
