@@ -28,7 +28,8 @@ def test_a_child_shard_not_yet_read_does_not_flap_a_ready_replica() -> None:
     tracker.started("parent", now=0.0)
     tracker.caught_up("parent", now=0.0)
     assert tracker.verdict(0.0)[0]
-    tracker.ended("parent")
+    tracker.ended("parent", now=1.0, shard_end=True)
+    assert tracker.verdict(1.0)[0]  # handing over to the children
     tracker.started("child", now=1.0)
     assert tracker.verdict(1.0) == (False, "catching up")  # nothing known at all yet
     tracker.started("sibling", now=1.0)

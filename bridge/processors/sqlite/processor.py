@@ -332,4 +332,6 @@ class SqliteProcessor(Processor):
         self.factory.readiness.caught_up(self.shard_id, time.monotonic())
 
     async def end(self, reason: EndReason) -> None:
-        self.factory.readiness.ended(self.shard_id)
+        self.factory.readiness.ended(
+            self.shard_id, time.monotonic(), shard_end=reason is EndReason.SHARD_END
+        )

@@ -25,6 +25,7 @@ class ReadinessTracker:
     phase: str = "streaming"
     _shards: dict[str, _Shard] = field(default_factory=dict)
     _was_ready: bool = False
+    _handover_until: float = 0.0
 
     def started(self, shard: str, now: float) -> None:
         self._shards[shard] = _Shard(last_activity=now)
@@ -44,8 +45,12 @@ class ReadinessTracker:
             state.last_activity = now
             state.lag_ms = 0.0
 
-    def ended(self, shard: str) -> None:
+    def ended(self, shard: str, now: float, *, shard_end: bool = False) -> None:
+        """A shard read to its end hands over to children that start a moment later: that
+        moment is not a loss of freshness."""
         self._shards.pop(shard, None)
+        if shard_end:
+            self._handover_until = now + self.stall_after
 
     def lag_ms(self) -> float | None:
         lags = [s.lag_ms for s in self._shards.values() if s.lag_ms is not None]
@@ -64,6 +69,8 @@ class ReadinessTracker:
         if self.phase != "streaming":
             return False, self.phase
         if not self._shards:
+            if self._was_ready and now < self._handover_until:
+                return True, "ready (shards handing over to their children)"
             return False, "no shards being read"
         for shard, state in sorted(self._shards.items()):
             silent = now - state.last_activity
