@@ -1,0 +1,1 @@
+"""The deployment artifacts: the Helm chart, its values schema and the container image."""
