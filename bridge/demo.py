@@ -1,8 +1,9 @@
-"""``bridge demo``: the whole path on one machine, with nothing to set up.
+"""``bridge demo``: the main job on one machine, with nothing to set up.
 
-A ``bridge local`` endpoint in the background (shards that rotate, as in AWS), a demo table,
-a stream of writes to it, and a worker applying every change to a processor. At the end it
-checks what a user would check: every change arrived once, in order per item.
+A ``bridge local`` endpoint (shards that rotate, as in AWS) and a local Kafka broker in the
+background, a demo table, a stream of writes to it, and a worker publishing every change to
+a Kafka topic. At the end it reads the topic back as a downstream service would and checks
+what a user would check: every change arrived once, in order per item.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aioboto3
+import orjson
 import structlog
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bridge.aws import client_kwargs
 from bridge.config import BridgeConfig
 from bridge.local.endpoint import LocalEndpoint
-from bridge.processors.api import Batch, EndReason, Processor, ProcessorFactory
+from bridge.processors.api import Batch, EndReason, Processor, ProcessorFactory, ShardContext
 from bridge.worker.app import open_runtime
 
 log = structlog.get_logger("bridge.demo")
@@ -44,68 +47,84 @@ class DemoOptions:
 
 
 @dataclass
-class DemoTally:
-    """Shared by the demo processors of all shards: what arrived, and whether in order."""
+class OrderCheck:
+    """Per item, whether its changes arrived once each and in the order they were written.
 
-    applied: int = 0
+    Each item's changes are put v1, put v2, ..., delete, put v3 ...: twice the version for a
+    put, and one more for the delete that follows it, always increases.
+    """
+
+    seen: int = 0
     duplicates: int = 0
     out_of_order: int = 0
-    shards: set[str] = field(default_factory=set)
-    last_version: dict[str, int] = field(default_factory=dict)
-    ends: Counter[str] = field(default_factory=Counter)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    last: dict[str, int] = field(default_factory=dict)
+
+    def add(
+        self, key: str, event: str, new: dict[str, Any] | None, old: dict[str, Any] | None
+    ) -> None:
+        if event == "REMOVE":
+            ordinal = 2 * int((old or {}).get("version", 0)) + 1
+        else:
+            ordinal = 2 * int((new or {}).get("version", 0))
+        before = self.last.get(key, -1)
+        if ordinal == before:
+            self.duplicates += 1
+        elif ordinal < before:
+            self.out_of_order += 1
+        self.last[key] = max(before, ordinal)
+        self.seen += 1
 
 
-class DemoProcessor(Processor):
-    def __init__(self, tally: DemoTally, show: bool) -> None:
-        self.tally = tally
+class CountingFactory(ProcessorFactory):
+    """Wraps the configured processors to count what they finished (after Kafka's acks)."""
+
+    def __init__(self, inner: ProcessorFactory, show: bool) -> None:
+        self.inner = inner
         self.show = show
+        self.applied = 0
+        self.shards: set[str] = set()
+        self.changed = asyncio.Event()
 
-    async def process(self, batch: Batch) -> None:
-        tally = self.tally
-        tally.shards.add(batch.shard_id)
-        for record in batch.records:
-            key = str(record.keys["order_id"])
-            # Each item's changes are put v1, put v2, ..., delete, put v3 ...: twice the
-            # version for a put and one more for the delete that follows it always increases.
-            if record.event == "REMOVE":
-                ordinal = 2 * int((record.old_image or {}).get("version", 0)) + 1
-            else:
-                ordinal = 2 * int((record.new_image or {}).get("version", 0))
-            seen = tally.last_version.get(key, -1)
-            if ordinal == seen:
-                tally.duplicates += 1
-            elif ordinal < seen:
-                tally.out_of_order += 1
-            tally.last_version[key] = max(seen, ordinal)
-            tally.applied += 1
-            if self.show:
-                log.info(
-                    "change",
-                    op=record.event,
-                    key=key,
-                    seq=record.sequence_number,
-                    shard=record.shard_id,
-                )
-        tally.changed.set()
+    async def open(self) -> None:
+        await self.inner.open()
 
-    async def end(self, reason: EndReason) -> None:
-        self.tally.ends[str(reason)] += 1
-
-
-class DemoFactory(ProcessorFactory):
-    def __init__(self, show: bool) -> None:
-        self.tally = DemoTally()
-        self.show = show
+    async def close(self) -> None:
+        await self.inner.close()
 
     def create(self, shard_id: str) -> Processor:
-        return DemoProcessor(self.tally, self.show)
+        return _Counting(self, self.inner.create(shard_id))
+
+
+class _Counting(Processor):
+    def __init__(self, factory: CountingFactory, inner: Processor) -> None:
+        self.factory = factory
+        self.inner = inner
+
+    async def start(self, context: ShardContext) -> str | None:
+        self.context = context
+        return await self.inner.start(context)
+
+    async def process(self, batch: Batch) -> None:
+        await self.inner.process(batch)
+        self.factory.applied += len(batch)
+        self.factory.shards.add(batch.shard_id)
+        if self.factory.show:
+            for record in batch.records:
+                log.info("published", op=record.event, keys=record.keys, seq=record.sequence_number)
+        self.factory.changed.set()
+
+    async def at_tip(self) -> None:
+        await self.inner.at_tip()
+
+    async def end(self, reason: EndReason) -> None:
+        await self.inner.end(reason)
 
 
 @dataclass(frozen=True)
 class DemoSummary:
     written: int
     applied: int
+    in_topic: int
     duplicates: int
     out_of_order: int
     shards_read: int
@@ -113,19 +132,21 @@ class DemoSummary:
     records_lost: float
     getrecords_calls: float
     seconds: float
-    endpoint: str
+    topic: str
 
     @property
     def ok(self) -> bool:
         return (
-            self.applied == self.written
+            self.applied == self.written == self.in_topic
             and self.duplicates == 0
             and self.out_of_order == 0
             and self.records_lost == 0
         )
 
 
-async def run_demo(options: DemoOptions, endpoint: LocalEndpoint) -> DemoSummary:
+async def run_demo(
+    options: DemoOptions, endpoint: LocalEndpoint, bootstrap_servers: str
+) -> DemoSummary:
     config = BridgeConfig.model_validate(
         {
             "app": "bridge-demo",
@@ -135,9 +156,13 @@ async def run_demo(options: DemoOptions, endpoint: LocalEndpoint) -> DemoSummary
                 "aws_access_key_id": "demo",
                 "aws_secret_access_key": "demo",
             },
-            "coordination": {"lease_duration": "5s", "shard_sync_interval": "1s"},
+            "coordination": {"lease_duration": "5s", "take_interval": "500ms"},
             "polling": {"interval": "50ms", "idle_interval": "500ms"},
-            "processor": {"kind": "log"},
+            "processor": {
+                "kind": "kafka",
+                "options": {"bootstrap_servers": bootstrap_servers, "topic": "{table}"},
+            },
+            "metrics": {"enabled": False},
         }
     )
     kwargs = client_kwargs(config.source)
@@ -145,43 +170,71 @@ async def run_demo(options: DemoOptions, endpoint: LocalEndpoint) -> DemoSummary
     async with aioboto3.Session().client("dynamodb", **kwargs) as dynamodb:
         await _create_table(dynamodb)
         async with open_runtime(config) as runtime:
-            factory = DemoFactory(options.show_changes)
-            runtime.worker.factory = factory
+            counting = CountingFactory(runtime.worker.factory, options.show_changes)
+            runtime.worker.factory = counting
             worker = asyncio.create_task(runtime.worker.run(runtime.stream_arn))
             await _write(dynamodb, options)
             try:
                 await asyncio.wait_for(
-                    _all_applied(factory.tally, options.writes, worker), options.timeout
+                    _all_applied(counting, options.writes, worker), options.timeout
                 )
             finally:
                 runtime.worker.request_stop()
                 await worker
             description = await runtime.streams.describe_stream(runtime.stream_arn)
             metrics = runtime.worker.metrics
-            tally = factory.tally
-            return DemoSummary(
-                written=options.writes,
-                applied=tally.applied,
-                duplicates=tally.duplicates,
-                out_of_order=tally.out_of_order,
-                shards_read=len(tally.shards),
-                shards_in_stream=len(description.shards),
-                records_lost=metrics.value("bridge_records_lost_total"),
-                getrecords_calls=metrics.value("bridge_getrecords_calls_total"),
-                seconds=time.monotonic() - started,
-                endpoint=endpoint.endpoint_url,
-            )
+    check = await asyncio.to_thread(_read_topic, bootstrap_servers, TABLE, options.writes)
+    return DemoSummary(
+        written=options.writes,
+        applied=counting.applied,
+        in_topic=check.seen,
+        duplicates=check.duplicates,
+        out_of_order=check.out_of_order,
+        shards_read=len(counting.shards),
+        shards_in_stream=len(description.shards),
+        records_lost=metrics.value("bridge_records_lost_total"),
+        getrecords_calls=metrics.value("bridge_getrecords_calls_total"),
+        seconds=time.monotonic() - started,
+        topic=TABLE,
+    )
 
 
-async def _all_applied(tally: DemoTally, expected: int, worker: asyncio.Task[None]) -> None:
-    while tally.applied < expected:
+async def _all_applied(factory: CountingFactory, expected: int, worker: asyncio.Task[None]) -> None:
+    while factory.applied < expected:
         if worker.done():
             worker.result()  # raises the worker's error
             raise RuntimeError("the worker stopped before every change arrived")
-        tally.changed.clear()
-        waiter = asyncio.ensure_future(tally.changed.wait())
+        factory.changed.clear()
+        waiter = asyncio.ensure_future(factory.changed.wait())
         await asyncio.wait({waiter, worker}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
+
+
+def _read_topic(bootstrap_servers: str, topic: str, expected: int) -> OrderCheck:
+    """Read the topic back as a downstream service would, and check every item's order."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "bridge-demo-check",  # partitions are assigned, the group never joined
+            "enable.auto.commit": False,
+        }
+    )
+    check = OrderCheck()
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(partitions)])
+        deadline = time.monotonic() + 30
+        while check.seen < expected and time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.5):
+                value = message.value()
+                if message.error() is not None or value is None:
+                    continue
+                envelope = orjson.loads(value)
+                key = str(envelope["keys"]["order_id"])
+                check.add(key, envelope["event"], envelope["new"], envelope["old"])
+    finally:
+        consumer.close()
+    return check
 
 
 async def _create_table(dynamodb: Any) -> None:

@@ -20,20 +20,22 @@ def demo(
         250, "--rotate-records", min=1, help="Shards close and split after this many records."
     ),
     show_changes: bool = typer.Option(
-        False, "--show-changes", help="Log every change as the processor applies it."
+        False, "--show-changes", help="Log every change as it is published."
     ),
 ) -> None:
-    """Start a local DynamoDB + Streams endpoint, write to a demo table and read every change.
+    """Publish a table's changes to Kafka, all on this machine: a local DynamoDB + Streams
+    endpoint and Kafka broker, a demo table under writes, and a worker.
 
     Shards rotate every --rotate-records records, as they do in AWS, and the worker follows
-    the lineage. At the end the demo checks that every change arrived once and in order per
-    item, and exits 1 if not.
+    the lineage. At the end the demo reads the topic back and checks that every change is
+    there once and in order per item, and exits 1 if not.
     """
     from rich.console import Console
     from rich.table import Table
 
     from bridge.demo import DemoOptions, run_demo
     from bridge.local.endpoint import LocalEndpoint
+    from bridge.local.processes import KafkaBroker
 
     configure_logging(state.log_level, app="bridge-demo", json=state.log_json)
     options = DemoOptions(
@@ -44,13 +46,18 @@ def demo(
         show_changes=show_changes,
     )
     console = Console(stderr=True)
-    with LocalEndpoint(rotate_records=rotate_records, shards=4) as endpoint:
-        console.print(f"bridge local is up at [bold]{endpoint.endpoint_url}[/]")
-        summary = eventloop.run(run_demo(options, endpoint))
+    with (
+        LocalEndpoint(rotate_records=rotate_records, shards=4) as endpoint,
+        KafkaBroker() as broker,
+    ):
+        console.print(f"bridge local (DynamoDB + Streams) at [bold]{endpoint.endpoint_url}[/]")
+        console.print(f"Kafka broker at [bold]{broker.bootstrap_servers}[/]")
+        summary = eventloop.run(run_demo(options, endpoint, broker.bootstrap_servers))
     table = Table(title="bridge demo", show_header=False)
     for name, value in [
         ("changes written", summary.written),
-        ("changes applied", summary.applied),
+        ("changes published (acked)", summary.applied),
+        (f"messages in topic {summary.topic!r}", summary.in_topic),
         ("duplicates", summary.duplicates),
         ("out of order (per item)", summary.out_of_order),
         ("records lost", int(summary.records_lost)),
