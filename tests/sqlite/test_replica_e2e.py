@@ -9,7 +9,6 @@ import json
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +21,7 @@ from bridge.config import BridgeConfig
 from bridge.local.endpoint import LocalEndpoint
 from bridge.processors.sqlite import Replica
 from bridge.records import decode_item
+from tests.support.workload import create_table
 from tests.worker.conftest import running_worker
 
 
@@ -112,14 +112,7 @@ async def test_bootstrap_under_writes_converges_and_readiness_tells_the_truth(
 ) -> None:
     local = make_local_endpoint(shards=4, rotate_records=2_000)
     ddb = boto3.client("dynamodb", endpoint_url=local.endpoint_url, region_name="us-east-1")
-    table = f"cfg-{uuid.uuid4().hex[:6]}"
-    ddb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    table, _ = create_table(ddb, prefix="cfg")
     await asyncio.to_thread(fill, ddb, table, items)
     path = tmp_path / "replica.db"
     config = BridgeConfig.model_validate(

@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 from bridge.local.endpoint import LocalEndpoint
 from tests.sqlite.test_replica_e2e import TrickleWriter, fill, replica_items, scan
+from tests.support.workload import create_table
 
 
 def query(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -44,14 +44,7 @@ def test_sigkill_during_bootstrap_and_streaming_then_the_replica_equals_the_tabl
 ) -> None:
     local = make_local_endpoint(shards=4, rotate_records=3_000)
     ddb = boto3.client("dynamodb", endpoint_url=local.endpoint_url, region_name="us-east-1")
-    table = f"kill-{uuid.uuid4().hex[:6]}"
-    ddb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    table, _ = create_table(ddb, prefix="kill")
     items = 20_000
     fill(ddb, table, items)
     path = tmp_path / "replica.db"
