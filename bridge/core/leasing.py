@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 
+from bridge.core.lineage import parents_exhausted
 from bridge.core.positions import SHARD_END
 
 
@@ -62,6 +63,20 @@ class ExpiryTracker:
             return False
         return now - seen[2] >= lease_duration
 
+    def next_expiry(self, now: float, lease_duration: float, *, besides: str) -> float | None:
+        """When (on the same clock as ``now``) the next lease held by someone other than
+        ``besides`` expires if its counter does not move again; None when no lease is pending.
+
+        A worker that looks again exactly then takes a dead worker's leases at the moment they
+        expire, rather than up to a take interval later.
+        """
+        due = [
+            seen + lease_duration
+            for owner, _, seen in self._seen.values()
+            if owner is not None and owner != besides and seen + lease_duration > now
+        ]
+        return min(due, default=None)
+
 
 @dataclass(frozen=True)
 class TakePlan:
@@ -74,6 +89,24 @@ def fair_share(active_leases: int, workers: int, max_leases: int = 0) -> int:
     """ceil(leases / workers), capped by ``max_leases`` when that is set (0 = no cap)."""
     share = math.ceil(active_leases / max(1, workers))
     return min(share, max_leases) if max_leases > 0 else share
+
+
+def workable(leases: Iterable[Lease]) -> list[Lease]:
+    """The leases that are work now: not finished, and not waiting for a parent to finish.
+
+    A parent and its child are one piece of work, read one after the other: counting both
+    while the parent is read would double the lineage's weight in the fair share. A worker
+    would take children it cannot start (idle, yet counted as its share), and once the
+    parents ended it would hold more than its share and be stolen from. The child becomes
+    work the moment its parent's lease reads SHARD_END, as the parent stops being work.
+    """
+    leases = list(leases)
+    checkpoints = {lease.key: lease.checkpoint for lease in leases}
+    return [
+        lease
+        for lease in leases
+        if not lease.finished and parents_exhausted(lease.parents, checkpoints)
+    ]
 
 
 def plan_take(
@@ -91,11 +124,13 @@ def plan_take(
 ) -> TakePlan:
     """What this worker should take (free or expired) and steal (from the most loaded) now.
 
-    Finished leases count as nobody's load. Stealing happens only when nothing is free, at
-    most ``max_steals`` a cycle, and only from a worker above the fair share (or at it, when
-    we are two or more below), which is what keeps the cluster from trading leases forever.
+    Only workable leases count (``workable``): finished ones and children still waiting for a
+    parent are nobody's load, and nobody takes a waiting child. Stealing happens only when
+    nothing is free, at most ``max_steals`` a cycle, and only from a worker above the fair
+    share (or at it, when we are two or more below), which is what keeps the cluster from
+    trading leases forever.
     """
-    active = [lease for lease in leases if not lease.finished]
+    active = workable(leases)
     alive = {
         lease.key
         for lease in active

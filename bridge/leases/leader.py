@@ -4,11 +4,12 @@ Only the leader calls DescribeStream, so its cost stays flat however many worker
 python-dynamodb-lock is synchronous and heartbeats on its own threads; it runs here on one
 background thread, and the worker reads ``is_leader``. A leader that loses the lock (its
 heartbeats failed past the safe period, or another client overwrote it) stops syncing at
-once; a dead leader's lock is taken over after the lock's lease duration.
+once; a dead leader's lock is taken over within the lock's lease duration.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from datetime import timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from bridge.config import SourceConfig
 log = structlog.get_logger("bridge.leader")
 
 LOCK_KEY = "shard-sync-leader"
+ACQUIRE_PATIENCE = timedelta(days=1)
 
 
 class LeaderElection:
@@ -42,14 +44,27 @@ class LeaderElection:
         self.source = source
         self.table = table
         self.worker_id = worker_id
-        # The lock library requires heartbeat < safe period < lease duration.
+        # ``lease`` is the promise: a dead leader is replaced within it. A contender takes the
+        # lock once it has watched it unchanged for longer than the lease written in the lock,
+        # and it looks once a heartbeat, so the first look at the dead leader's last heartbeat
+        # and the look that takes over may each come up to a heartbeat late. The lease written
+        # in the lock is therefore two heartbeats shorter than the promise. The library also
+        # requires heartbeat < safe period < written lease: a leader whose heartbeats fail for
+        # the safe period stops leading before anyone may take over. Two leaders for a moment
+        # would cost only duplicate DescribeStream calls: every lease write is conditional.
         self.lease = timedelta(seconds=max(lease_duration, 1.0))
-        self.heartbeat = self.lease / 5
-        self.safe = self.lease * 0.6
+        self.heartbeat = self.lease / 10
+        # Whole seconds: the library stores it as a number, and boto3 refuses a float that
+        # has no exact decimal form (2.4000000000000004). Rounding down keeps the promise.
+        self.written_lease = timedelta(
+            seconds=max(1, math.floor((self.lease - self.heartbeat * 2).total_seconds()))
+        )
+        self.safe = min(self.lease / 2, self.written_lease - self.heartbeat)
         self._leader = threading.Event()
         self._lost = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._client: DynamoDBLockClient | None = None
         self.terms = 0
         self._log = log.bind(worker=worker_id, lock_table=table)
 
@@ -67,8 +82,12 @@ class LeaderElection:
     def stop(self, timeout: float | None = None) -> None:
         """Give the lock back, so another worker leads at once instead of after its lease."""
         self._stop.set()
+        client = self._client
+        if client is not None:
+            # Ends an acquire in progress at its next retry (within a heartbeat); a lock held is
+            # released by the election thread itself (``_lead``), which wakes on ``_stop``.
+            client.close()
         if self._thread is not None:
-            # An acquire in progress returns within its retry timeout.
             limit = (
                 timeout
                 if timeout is not None
@@ -98,8 +117,11 @@ class LeaderElection:
             owner_name=self.worker_id,
             heartbeat_period=self.heartbeat,
             safe_period=self.safe,
-            lease_duration=self.lease,
+            lease_duration=self.written_lease,
         )
+        self._client = client
+        if self._stop.is_set():  # stop() ran before the client existed: it could not close it
+            client.close()
         try:
             while not self._stop.is_set():
                 lock = self._acquire(client)
@@ -115,12 +137,17 @@ class LeaderElection:
             return client.acquire_lock(
                 LOCK_KEY,
                 retry_period=self.heartbeat,
-                # Longer than the lock's lease: the library takes a dead leader's lock only after
-                # watching it unchanged for a whole lease within one call.
-                retry_timeout=self.lease + self.heartbeat * 2,
+                # The library takes a dead leader's lock only after watching it unchanged for a
+                # whole lease *within one call*: a call that timed out would throw that watch
+                # away and the next would start over, so a leader killed near the end of a call
+                # would be replaced after up to two leases. One call waits as long as it takes;
+                # ``stop`` ends it by closing the client.
+                retry_timeout=ACQUIRE_PATIENCE,
                 app_callback=self._on_lock_event,
             )
         except DynamoDBLockError as exc:
+            if self._stop.is_set():
+                return None
             if exc.code != DynamoDBLockError.ACQUIRE_TIMEOUT:
                 self._log.warning("leader lock unavailable", error=str(exc))
                 self._stop.wait(self.heartbeat.total_seconds())

@@ -133,20 +133,19 @@ class DynamoLeaseStore:
         else:
             condition = "#n = :n AND #o = :old"
             values[":old"] = {"S": lease.owner}
-        await self._update(
+        # The row as the take left it, not as the scan saw it: the previous owner may have
+        # checkpointed in between (a checkpoint does not move the counter), and the new owner
+        # must start after that checkpoint, not replay the batch before it.
+        taken = await self._update(
             lease.key,
             "SET #o = :me, #n = #n + :one ADD #s :sw",
             names,
             values,
             condition,
             conflict=LeaseConflictError,
+            return_values="ALL_NEW",
         )
-        return replace(
-            lease,
-            owner=owner,
-            counter=lease.counter + 1,
-            owner_switches=lease.owner_switches + switch,
-        )
+        return _from_item(taken)
 
     async def renew(self, lease: Lease) -> Lease:
         await self._update(
@@ -216,15 +215,18 @@ class DynamoLeaseStore:
         condition: str,
         *,
         conflict: type[Exception],
-    ) -> None:
+        return_values: str = "NONE",
+    ) -> dict[str, Any]:
+        """The conditional update; returns the attributes asked for by ``return_values``."""
         try:
-            await self.client.update_item(
+            answer = await self.client.update_item(
                 TableName=self.table,
                 Key={KEY: {"S": key}},
                 UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+                ReturnValues=return_values,
             )
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
@@ -232,6 +234,8 @@ class DynamoLeaseStore:
             raise
         finally:
             self.writes += 1
+        attributes: dict[str, Any] = answer.get("Attributes", {})
+        return attributes
 
 
 def _code(exc: ClientError) -> str:

@@ -34,6 +34,7 @@ class Membership:
         self.registry = registry
         self.leader = leader
         self.tracker = ExpiryTracker()
+        self._withdrawn = False
 
     @property
     def is_leader(self) -> bool:
@@ -60,12 +61,24 @@ class Membership:
         live = {row.key for row in rows if not self.tracker.expired(row, now, self.lease_duration)}
         return frozenset(live | {self.worker_id})
 
+    def next_expiry(self, now: float) -> float | None:
+        """When the next other worker's heartbeat expires unless it beats again (see
+        ``ExpiryTracker.next_expiry``); None without one pending."""
+        return self.tracker.next_expiry(now, self.lease_duration, besides=self.worker_id)
+
+    async def withdraw(self) -> None:
+        """Remove our heartbeat row, so that the others stop counting us in their fair share
+        at once (rather than after it expired); call it when giving the leases back."""
+        if self.registry is None or self._withdrawn:
+            return
+        self._withdrawn = True
+        try:
+            await self.registry.leave(self.worker_id)
+        except Exception as exc:  # the row expires by TTL; leaving cleanly is a courtesy
+            log.warning("could not remove the heartbeat row", error=repr(exc))
+
     async def leave(self) -> None:
         """Stop leading (so another worker leads at once) and remove our heartbeat row."""
+        await self.withdraw()
         if self.leader is not None:
             await asyncio.to_thread(self.leader.stop)
-        if self.registry is not None:
-            try:
-                await self.registry.leave(self.worker_id)
-            except Exception as exc:  # the row expires by TTL; leaving cleanly is a courtesy
-                log.warning("could not remove the heartbeat row", error=repr(exc))

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -78,8 +79,10 @@ class ShardConsumer:
         metrics: Metrics,
         stop: asyncio.Event,
         rng: random.Random | None = None,
+        before_shard_end: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.context = context
+        self.before_shard_end = before_shard_end
         self.shard_id = context.shard_id
         self.reader = reader
         self.holder = holder
@@ -153,6 +156,8 @@ class ShardConsumer:
                 return EndReason.SHUTDOWN
             self.holder.ensure_valid()
             iterator = await self._poll(iterator)
+        if self.before_shard_end is not None:
+            await self.before_shard_end()  # the children's leases, while the parent is unfinished
         await self.holder.checkpoint(SHARD_END)
         self.metrics.checkpoint_writes.inc()
         self.lifecycle.ended()
@@ -190,6 +195,10 @@ class ShardConsumer:
         self.metrics.records_consumed.inc(len(records))
         if self._lost_after is not None:
             self._count_lost(records[0].sequence_number)
+        # The read may have taken long (a stalled network, or this process frozen): if the
+        # lease ran out meanwhile, another worker may be reading these very records. Hand them
+        # to the processor only while the lease is still ours.
+        self.holder.ensure_valid()
         await self.delivery.deliver(Batch(self.shard_id, records))
         self.last_sequence = records[-1].sequence_number
         self.checkpoint = self.last_sequence

@@ -37,6 +37,9 @@ from bridge.worker.shard_syncer import ShardSyncer, create_child_leases
 
 log = structlog.get_logger("bridge.worker")
 
+# Look a little after an expiry is due, so that the clock has certainly passed it.
+_EXPIRY_MARGIN = 0.005
+
 
 class WorkerFailedError(Exception):
     """The worker stopped because of an error that retrying cannot fix."""
@@ -99,6 +102,7 @@ class Worker:
             else None
         )
         self._releases: set[asyncio.Task[None]] = set()
+        self._next_expiry: float | None = None
         self._log = log.bind(worker=worker_id)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -120,17 +124,22 @@ class Worker:
         await self.membership.start()
         await self.factory.open()
         self._log.info("worker started", stream=stream_arn)
+        drained = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as group:
-                loops = [
-                    group.create_task(self._every(self._renew_all, self._renew_interval())),
-                    group.create_task(self._sync_loop()),
-                    group.create_task(self._every(self._take_cycle, self._take_interval())),
-                ]
+                # Renewals go on through the drain (a slow last batch must not cost the lease);
+                # taking and syncing stop with the stop request.
+                renewer = group.create_task(
+                    self._every(self._renew_all, self._renew_interval(), until=drained)
+                )
+                taker = group.create_task(
+                    self._every(self._take_cycle, self._take_interval(), sooner=self._take_due)
+                )
+                syncer = group.create_task(self._sync_loop())
                 await self.stopping.wait()
-                await self._drain()
-                for task in loops:
-                    task.cancel()
+                syncer.cancel()
+                await taker  # its cycle in progress may still take a lease: let it land first
+                await self._drain(renewer, drained)
         finally:
             await self.factory.close()
             await self.membership.leave()
@@ -138,13 +147,23 @@ class Worker:
             raise WorkerFailedError(str(self.state.fatal)) from self.state.fatal
         self._log.info("worker stopped")
 
-    async def _drain(self) -> None:
-        """Let consumers finish the batch in hand and checkpoint, then give the leases back."""
+    async def _drain(self, renewer: asyncio.Task[None], drained: asyncio.Event) -> None:
+        """Let consumers finish the batch in hand and checkpoint, then give the leases back.
+
+        The heartbeat row goes together with the leases: while it stays, the others still count
+        this worker in their fair share, and would leave the released leases lying free until
+        the row expired.
+        """
         tasks = [owned.task for owned in self.state.owned.values() if owned.task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Stopped, not cancelled: a renewal cut off in flight could land unseen and make the
+        # release below (conditional on the counter) fail, leaving the lease to expire.
+        drained.set()
+        await renewer
         await asyncio.gather(
             *(owned.holder.release() for owned in self.state.owned.values()),
             *self._releases,
+            self.membership.withdraw(),
             return_exceptions=True,
         )
         self.state.owned.clear()
@@ -156,14 +175,23 @@ class Worker:
     def _take_interval(self) -> float:
         return self.config.coordination.take_interval.total_seconds()
 
-    async def _every(self, action: Callable[[], object], interval: float) -> None:
+    async def _every(
+        self,
+        action: Callable[[], object],
+        interval: float,
+        until: asyncio.Event | None = None,
+        sooner: Callable[[], float] | None = None,
+    ) -> None:
+        """Run ``action`` every ``interval`` until ``until`` (default: the stop request) is set;
+        ``sooner`` may ask for the next run earlier (seconds from now)."""
+        until = until or self.stopping
         backoff = Backoff(base=interval, cap=60.0)
         failures = 0
-        while not self.stopping.is_set():
+        while not until.is_set():
             try:
                 await action()  # type: ignore[misc]
                 failures = 0
-                delay = interval
+                delay = interval if sooner is None else max(0.0, min(interval, sooner()))
             except StreamError as exc:
                 if isinstance(exc, FatalStreamError):
                     self._fail(exc)
@@ -178,7 +206,7 @@ class Worker:
                 self.metrics.errors_transient.inc()
                 self._log.warning("coordination step failed", error=repr(exc), retry_s=delay)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), delay)
+                await asyncio.wait_for(until.wait(), delay)
 
     def _fail(self, error: BaseException) -> None:
         if self.state.fatal is None:
@@ -263,9 +291,26 @@ class Worker:
             await self._take(lease, stolen=True)
         self._start_ready_consumers(by_key)
         self._update_gauges()
+        expiries = (
+            self.tracker.next_expiry(now, self.lease_duration, besides=self.worker_id),
+            self.membership.next_expiry(self.clock()),
+        )
+        self._next_expiry = min((due for due in expiries if due is not None), default=None)
         self.last_take_ok = self.clock()
 
+    def _take_due(self) -> float:
+        """Seconds until the next take cycle should run: at once after the next expiry (a
+        dead worker's leases or heartbeat), if that comes before the take interval."""
+        if self._next_expiry is None:
+            return float("inf")
+        return self._next_expiry + _EXPIRY_MARGIN - self.clock()
+
     async def _take(self, lease: Lease, *, stolen: bool) -> None:
+        previous = self.state.owned.get(lease.key)
+        if previous is not None and previous.task is not None and not previous.task.done():
+            # Our last consumer of this shard lost its lease but has not stopped yet (a batch
+            # in hand): never run two consumers of one shard; take it again once it stopped.
+            return
         sent = self.clock()
         try:
             taken = await self.store.take(lease, self.worker_id)
@@ -340,6 +385,7 @@ class Worker:
             metrics=self.metrics,
             stop=self.stopping,
             rng=self.rng,
+            before_shard_end=lambda: self._lease_children(key),
         )
         owned.task = asyncio.create_task(owned.consumer.run(), name=f"shard-{key}")
         owned.task.add_done_callback(lambda task: self._consumer_done(key, task))
@@ -357,12 +403,13 @@ class Worker:
             self._fail(error)
             return
         reason = task.result()
-        if owned is None:
-            return
+        if owned is None or owned.task is not task:
+            return  # a consumer of an earlier tenure: its lease is already gone
         if reason is EndReason.SHARD_END:
             self.state.owned.pop(key, None)
-            # Kept until done: the loop holds tasks weakly, and the drain waits for them.
-            release = asyncio.get_running_loop().create_task(self._finish_shard(key, owned))
+            # The children are leased already (before_shard_end): give the parent back. Kept
+            # until done: the loop holds tasks weakly, and the drain waits for them.
+            release = asyncio.get_running_loop().create_task(owned.holder.release())
             self._releases.add(release)
             release.add_done_callback(self._releases.discard)
         elif reason is EndReason.LEASE_LOST:
@@ -371,14 +418,18 @@ class Worker:
             owned.failed = True  # keep the lease so no other worker reads past the failure
         self._update_gauges()
 
-    async def _finish_shard(self, key: str, owned: _Owned) -> None:
-        """Lease the children of a shard read to its end, then give its lease back."""
+    async def _lease_children(self, key: str) -> None:
+        """Lease the children of a shard read to its end, *before* its SHARD_END checkpoint.
+
+        In this order the number of unfinished leases never dips: were the parent finished
+        first, for a moment its owner would look one lease short of its fair share with
+        nothing free to take, and steal from a balanced worker.
+        """
         try:
             await create_child_leases(self.reader, self.store, self.stream_arn, key)
         except Exception as exc:
             self._log.warning("could not lease child shards; the leader will", error=repr(exc))
             self.sync_requested.set()
-        await owned.holder.release()
 
     def _update_gauges(self) -> None:
         running = [o for o in self.state.owned.values() if o.task is not None and not o.task.done()]

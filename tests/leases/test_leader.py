@@ -55,3 +55,18 @@ def test_unreachable_lock_table_means_no_leader_and_no_crash() -> None:
         assert not lonely.wait_until_leader(1.0)
     finally:
         lonely.stop()
+
+
+def test_lock_timings_keep_the_takeover_within_the_lease_for_any_duration() -> None:
+    source = SourceConfig(table="orders")
+    for lease in (1.0, 1.5, 2.0, 2.5, 3.0, 3.3, 7.0, 10.0, 30.0):
+        timing = LeaderElection(source, table="t", worker_id="w", lease_duration=lease)
+        written = timing.written_lease.total_seconds()
+        heartbeat = timing.heartbeat.total_seconds()
+        safe = timing.safe.total_seconds()
+        # The library's own rule, and a number DynamoDB's serializer accepts exactly.
+        assert heartbeat < safe < written, (lease, heartbeat, safe, written)
+        assert written == int(written)
+        if lease >= 1.25:  # below that, a whole second is already more than the promise
+            # Seen late by up to a heartbeat, taken over up to a heartbeat late.
+            assert written + 2 * heartbeat <= lease, (lease, written)

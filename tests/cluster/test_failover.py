@@ -1,0 +1,120 @@
+"""A worker dies (SIGKILL) or leaves (SIGTERM): the others carry on with its shards.
+
+Failover is timed from the signal to the first journal line another process wrote for each of
+the leaving worker's shards (its first record there, or the shard's end when nothing was left).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.cluster.analysis import (
+    assert_duplicates_only_after_checkpoints,
+    duplicates,
+    takeover_times,
+)
+from tests.cluster.conftest import Cluster, WorkerProcess
+from tests.cluster.scenarios import balanced_trio, busiest, finish
+
+# After a take: opening the processor, an iterator, the first GetRecords, on 2 busy cores.
+START_ALLOWANCE = 0.5
+
+
+def kill_and_time_failover(cluster: Cluster, victim: WorkerProcess) -> dict[str, float]:
+    """SIGKILL ``victim``; returns its shards' takeover times once every one was taken over,
+    after checking that only records after its last checkpoints were handed over twice."""
+    timing = cluster.timing
+    killed_at = victim.kill()
+    # Nobody else writes its leases until they expire: these are its last checkpoints.
+    leases = cluster.leases()
+    shards = [lease.key for lease in leases if lease.owner == victim.name and not lease.finished]
+    checkpoints = {lease.key: lease.checkpoint for lease in leases}
+    assert shards, f"{victim.name} held no leases when killed"
+
+    def times() -> dict[str, float | None]:
+        return takeover_times(cluster.journal(), shards, after=killed_at, not_pid=victim.pid)
+
+    cluster.wait_for(
+        lambda: None not in times().values(),
+        timing.lease_duration * 4,
+        f"{victim.name}'s shards processed elsewhere",
+    )
+    failover = {shard: t for shard, t in times().items() if t is not None}
+    print(
+        f"\nkill -9 {victim.name} ({len(shards)} shards): failover "
+        + ", ".join(f"{t:.2f}s" for t in sorted(failover.values()))
+        + f" (lease {timing.lease_duration}s, take interval {timing.take_interval}s)"
+    )
+    bound = timing.lease_duration + timing.take_interval + START_ALLOWANCE
+    assert max(failover.values()) <= bound, f"failover slower than {bound}s: {failover}"
+    mine = [
+        d
+        for d in duplicates(cluster.journal())
+        if d.shard in shards and d.first.pid == victim.pid and d.again.t >= killed_at
+    ]
+    assert_duplicates_only_after_checkpoints(mine, pid=victim.pid, checkpoints=checkpoints)
+    return failover
+
+
+def test_kill_9_moves_its_shards_within_a_lease_and_a_take(
+    cluster: Callable[..., Cluster],
+) -> None:
+    trio = balanced_trio(cluster)
+    victim = busiest(trio)
+    kill_and_time_failover(trio, victim)
+    trio.wait_for(trio.balanced, 30, "two workers within 1 of each other")
+    finish(trio, {victim.pid})
+
+
+@pytest.mark.slow
+def test_kill_9_three_times_with_replacements(cluster: Callable[..., Cluster]) -> None:
+    trio = balanced_trio(cluster)
+    killed: set[int] = set()
+    worst = 0.0
+    for round_ in range(3):
+        victim = busiest(trio)
+        killed.add(victim.pid)
+        worst = max(worst, *kill_and_time_failover(trio, victim).values())
+        trio.start_worker(f"r{round_}")
+        trio.wait_for(trio.balanced, 60, "the replacement within 1 of the others")
+        trio.wait_until_settled()
+    print(f"worst failover over 3 kills: {worst:.2f}s")
+    finish(trio, killed)
+
+
+def test_sigterm_hands_its_shards_over_at_once(cluster: Callable[..., Cluster]) -> None:
+    trio = balanced_trio(cluster)
+    timing = trio.timing
+    leaving = busiest(trio)
+    shards = [
+        lease.key for lease in trio.leases() if lease.owner == leaving.name and not lease.finished
+    ]
+    sent = leaving.terminate()
+    assert leaving.wait(30) == 0, leaving.log_tail()
+    exited = time.monotonic() - sent
+
+    def times() -> dict[str, float | None]:
+        return takeover_times(trio.journal(), shards, after=sent, not_pid=leaving.pid)
+
+    trio.wait_for(lambda: None not in times().values(), timing.lease_duration * 4, "takeover")
+    failover = {shard: t for shard, t in times().items() if t is not None}
+    print(
+        f"\nSIGTERM {leaving.name} ({len(shards)} shards, exit 0 after {exited:.2f}s): failover "
+        + ", ".join(f"{t:.2f}s" for t in sorted(failover.values()))
+        + f" (lease {timing.lease_duration}s, take interval {timing.take_interval}s)"
+    )
+    # Released, not expired: taken on the others' next take cycle.
+    assert max(failover.values()) <= timing.take_interval + 2 * START_ALLOWANCE
+    assert max(failover.values()) < timing.lease_duration / 2
+    # Graceful: the last batches were checkpointed before the release, so none is repeated.
+    again = [
+        d
+        for d in duplicates(trio.journal())
+        if d.shard in shards and d.first.pid == leaving.pid and d.again.t >= sent
+    ]
+    assert not again, f"records of the leaving worker processed twice: {again[:3]}"
+    trio.wait_for(trio.balanced, 30, "two workers within 1 of each other")
+    finish(trio, killed=set())
