@@ -10,6 +10,7 @@ from bridge.cli.config_cmd import config_app
 from bridge.cli.demo_cmd import demo
 from bridge.cli.local_cmd import local
 from bridge.cli.query_cmd import query
+from bridge.cli.replica_cmd import replica
 from bridge.cli.run_cmd import run
 from bridge.cli.status_cmd import status
 from bridge.logs import LEVELS, configure_logging
@@ -25,6 +26,7 @@ app.add_typer(config_app, name="config")
 app.command("demo")(demo)
 app.command("local")(local)
 app.command("query")(query)
+app.command("replica")(replica)
 app.command("run")(run)
 app.command("status")(status)
 

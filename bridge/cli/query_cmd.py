@@ -18,7 +18,8 @@ def query(
         False, "--stale-ok", help="Answer even when the replica is not ready (may be stale)."
     ),
 ) -> None:
-    """Run a read-only query on the replica named by ``processor.options.path``.
+    """Run a read-only query on the replica named by ``processor.options.path`` (or by
+    ``sqlite.path`` of a ``bridge replica`` configuration).
 
     Refuses (exit 1) while the replica is bootstrapping, lagging past ``ready_lag`` or its
     writer has stopped, unless --stale-ok.
@@ -27,11 +28,8 @@ def query(
 
     from bridge.processors.sqlite import Replica, ReplicaNotReadyError
 
-    settings = load_or_exit(config)
-    if settings.processor.kind != "sqlite" or "path" not in settings.processor.options:
-        fail("bridge query needs processor.kind: sqlite with options.path", EXIT_BAD_INPUT)
     try:
-        replica = Replica(str(settings.processor.options["path"]))
+        replica = Replica(_replica_path(config))
     except FileNotFoundError as exc:
         fail(str(exc))
     with replica:
@@ -45,6 +43,21 @@ def query(
         except sqlite3.Error as exc:
             fail(f"query failed: {exc}", EXIT_BAD_INPUT)
     _print(rows, as_json)
+
+
+def _replica_path(config: Path) -> str:
+    """``processor.options.path`` of a bridge.yaml, or ``sqlite.path`` of a replica.yaml."""
+    from bridge.replica import ConfigError, is_replica_config, load_replica_config
+
+    if is_replica_config(config):
+        try:
+            return str(load_replica_config(config).sqlite.path)
+        except ConfigError as exc:
+            fail(str(exc), EXIT_BAD_INPUT)
+    settings = load_or_exit(config)
+    if settings.processor.kind != "sqlite" or "path" not in settings.processor.options:
+        fail("bridge query needs processor.kind: sqlite with options.path", EXIT_BAD_INPUT)
+    return str(settings.processor.options["path"])
 
 
 def _print(rows: Sequence[object], as_json: bool) -> None:

@@ -1,0 +1,43 @@
+"""``bridge replica``: follow a Kafka topic into a local SQLite replica."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from bridge import eventloop
+from bridge.cli.common import EXIT_BAD_INPUT, fail, state
+from bridge.logs import configure_logging
+
+ReplicaConfigOption = typer.Option(
+    ...,
+    "--config",
+    "-c",
+    envvar="BRIDGE_CONFIG",
+    help="Path to replica.yaml. Every key can be overridden by BRIDGE_<SECTION>__<KEY>.",
+    show_envvar=True,
+)
+
+
+def replica(config: Path = ReplicaConfigOption) -> None:
+    """Follow every partition of the topic the Kafka processor publishes into a SQLite file.
+
+    Offsets are kept in the file, committed with the data: a restart resumes where it
+    stopped. SIGTERM or Ctrl-C finishes the transaction in hand and exits 0.
+    """
+    import sqlite3
+
+    from bridge.replica import ConfigError, ReplicaFileError, load_replica_config, run_replica
+
+    try:
+        settings = load_replica_config(config)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    configure_logging(state.log_level, app=settings.app, json=state.log_json)
+    try:
+        eventloop.run(run_replica(settings))
+    except ReplicaFileError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    except sqlite3.Error as exc:
+        fail(f"replica file {settings.sqlite.path}: {exc}")

@@ -1,0 +1,101 @@
+"""Is the replica fresh? Pure bookkeeping per partition; times are passed in.
+
+Ready means: following (not starting or stopped), the broker answered within ``stall_after``,
+the topic has partitions, and every partition is either read to its high watermark or its
+newest applied message is younger than ``ready_lag``. A replica stuck behind a high watermark
+that keeps moving turns not-ready as its last message ages; one whose broker stopped
+answering turns not-ready after ``stall_after``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PartitionProgress:
+    position: int
+    """The next offset to apply."""
+    message_ms: int | None = None
+    """Timestamp of the newest message applied (Kafka's, epoch ms)."""
+    high: int | None = None
+    """The high watermark as last fetched; None until the broker told us."""
+
+
+@dataclass
+class FollowerReadiness:
+    ready_lag: float = 2.0
+    stall_after: float = 10.0
+    broker: str = "the broker"
+    phase: str = "starting"
+    partitions: dict[int, PartitionProgress] = field(default_factory=dict)
+    broker_ok_at: float | None = None
+    broker_error: str | None = None
+    topic_error: str | None = None
+
+    def assigned(self, partition: int, position: int, message_ms: int | None) -> None:
+        self.partitions[partition] = PartitionProgress(position, message_ms)
+
+    def applied(self, partition: int, offset: int, message_ms: int | None) -> None:
+        state = self.partitions.setdefault(partition, PartitionProgress(offset + 1))
+        state.position = max(state.position, offset + 1)
+        if message_ms is not None:
+            state.message_ms = max(state.message_ms or 0, message_ms)
+
+    def high_watermark(self, partition: int, high: int) -> None:
+        state = self.partitions.get(partition)
+        if state is not None and high >= 0:
+            state.high = max(state.high or 0, high)
+
+    def reached_end(self, partition: int, offset: int) -> None:
+        state = self.partitions.get(partition)
+        if state is not None:
+            state.position = max(state.position, offset)
+            state.high = max(state.high or 0, offset)
+
+    def broker_answered(self, now: float) -> None:
+        self.broker_ok_at = now
+        self.broker_error = None
+
+    def broker_failed(self, error: str) -> None:
+        self.broker_error = error
+
+    def lag_ms(self, wall_ms: int) -> float | None:
+        """The worst partition's: 0 when read to its end, else its newest message's age."""
+        lags: list[float] = []
+        for state in self.partitions.values():
+            if state.high is not None and state.position >= state.high:
+                lags.append(0.0)
+            elif state.message_ms is not None:
+                lags.append(float(max(0, wall_ms - state.message_ms)))
+        return max(lags) if lags else None
+
+    def watermark_ms(self) -> int | None:
+        marks = [s.message_ms for s in self.partitions.values() if s.message_ms is not None]
+        return min(marks) if marks else None
+
+    def verdict(self, now: float, wall_ms: int) -> tuple[bool, str]:
+        if self.phase != "streaming":
+            return False, self.phase
+        silent = None if self.broker_ok_at is None else now - self.broker_ok_at
+        if silent is None or silent > self.stall_after:
+            since = "not reached yet" if silent is None else f"silent for {silent:.0f}s"
+            if self.broker_error:  # it names the broker
+                return False, f"kafka broker {since}: {self.broker_error}"
+            return False, f"kafka {self.broker} {since}"
+        if self.topic_error is not None:
+            return False, self.topic_error
+        if not self.partitions:
+            return False, "no partitions assigned"
+        for partition, state in sorted(self.partitions.items()):
+            if state.high is not None and state.position >= state.high:
+                continue
+            age = None if state.message_ms is None else (wall_ms - state.message_ms) / 1000
+            if age is not None and age < self.ready_lag:
+                continue
+            if state.high is None:
+                return False, f"partition {partition}: catching up (end not known yet)"
+            behind = state.high - state.position
+            old = "" if age is None else f", newest applied {age:.1f}s old"
+            return False, f"partition {partition}: {behind} messages behind{old}"
+        return True, "ready"
