@@ -55,6 +55,10 @@ class CoordinationConfig(_Section):
     max_steals_per_cycle: int = Field(default=1, ge=0)
     shard_sync_interval: Duration = timedelta(seconds=60)
     """How often the leader lists the stream's shards; a shard end also triggers a sync."""
+    drain_timeout: Duration = timedelta(seconds=30)
+    """On SIGTERM, how long the batches in hand may take to finish (a destination that is down
+    is waited out only this long); those still unfinished are abandoned, not checkpointed, and
+    delivered again by the next owner. Keep it below the pod's termination grace period."""
     lease_table: str | None = None
     """Defaults to ``<app>-leases``."""
 

@@ -8,7 +8,9 @@ from bridge.processors.api import (
     PerShardFactory,
     Processor,
     ProcessorFactory,
+    RetriableError,
     ShardContext,
+    is_retriable,
 )
 
 __all__ = [
@@ -19,5 +21,7 @@ __all__ = [
     "PerShardFactory",
     "Processor",
     "ProcessorFactory",
+    "RetriableError",
     "ShardContext",
+    "is_retriable",
 ]

@@ -22,7 +22,9 @@ class EndReason(StrEnum):
     """Why a processor's ownership of a shard ended."""
 
     SHUTDOWN = "shutdown"
-    """The worker is stopping (SIGTERM/SIGINT); the last batch was checkpointed."""
+    """The worker is stopping (SIGTERM/SIGINT). Every batch that ``process`` finished was
+    checkpointed; one abandoned (its destination down, or the drain timeout reached) was not,
+    and is delivered again by the shard's next owner."""
     SHARD_END = "shard_end"
     """The shard is closed and every record was processed; its children start next."""
     LEASE_LOST = "lease_lost"
@@ -34,6 +36,25 @@ class EndReason(StrEnum):
 
 class LeaseLostError(Exception):
     """A checkpoint was refused because this worker no longer owns the shard's lease."""
+
+
+class RetriableError(Exception):
+    """The destination is unavailable (a broker or database down, a network partition), not the
+    records at fault: the runtime tries the batch again until it succeeds, the worker stops, or
+    the lease moves on. It never counts toward ``max_attempts``, so an outage never sends
+    records to the dead-letter file or halts a shard.
+
+    Any exception with a true ``retriable`` attribute is treated the same way (the Kafka
+    processor's ``KafkaDeliveryError`` is one); set ``retriable = False`` on a subclass whose
+    failure is the record's own.
+    """
+
+    retriable = True
+
+
+def is_retriable(error: BaseException) -> bool:
+    """Whether ``error`` says the destination is unavailable rather than the records bad."""
+    return getattr(error, "retriable", False) is True
 
 
 class Checkpointer(Protocol):
@@ -86,7 +107,8 @@ class Processor(ABC):
 
     @abstractmethod
     async def process(self, batch: Batch) -> None:
-        """Apply the batch. Raise to have it retried (``processor.max_attempts``)."""
+        """Apply the batch. Raise to have it retried: ``RetriableError`` (destination down)
+        until it succeeds, anything else up to ``processor.max_attempts``, then ``on_error``."""
 
     async def at_tip(self) -> None:  # noqa: B027 - optional hook
         """Called after a read that found nothing new: the shard is caught up. Processors that

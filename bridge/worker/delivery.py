@@ -1,6 +1,12 @@
 """Hand a batch to the processor: retries with backoff, then stop or dead-letter.
 
-When a batch keeps failing, it is replayed one record at a time to find the record(s) that
+Two kinds of failure. A destination that is unavailable (``is_retriable``: a broker down, a
+database unreachable) is waited out: the batch is tried again, with backoff, for as long as it
+takes, unless the worker stops or the lease moves on; the checkpoint does not move meanwhile,
+and nothing is dead-lettered or halted for an outage, however long. Any other error counts
+toward ``max_attempts``.
+
+When a batch keeps failing that way, it is replayed one record at a time to find the record(s) that
 fail: with ``on_error: stop`` the shard halts right before the first of them (everything before
 it is checkpointed); with ``dead_letter`` each failing record goes to the dead-letter file and
 the rest go through. Replaying may hand the processor records it already saw in the failed
@@ -10,6 +16,7 @@ batch: delivery is at-least-once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -18,13 +25,18 @@ from typing import TYPE_CHECKING, Literal
 import structlog
 
 from bridge.core.backoff import Backoff
-from bridge.processors.api import Batch, LeaseLostError, Processor
+from bridge.processors.api import Batch, LeaseLostError, Processor, is_retriable
 from bridge.processors.dead_letter import DeadLetterFile
 
 if TYPE_CHECKING:
     from bridge.records import ChangeRecord
 
 log = structlog.get_logger("bridge.delivery")
+
+
+class DeliveryInterruptedError(Exception):
+    """The worker is stopping while a batch waits for its destination to come back; the batch
+    is not checkpointed (whoever reads the shard next delivers it again)."""
 
 
 class ProcessingHaltedError(Exception):
@@ -55,6 +67,9 @@ class BatchDelivery:
         checkpoint: Callable[[str], Awaitable[None]],
         dead_letter: DeadLetterFile | None,
         on_dead_letter: Callable[[], None] = lambda: None,
+        on_retry: Callable[[], None] = lambda: None,
+        stopping: asyncio.Event | None = None,
+        ensure_valid: Callable[[], None] = lambda: None,
         rng: random.Random | None = None,
     ) -> None:
         self.processor = processor
@@ -62,6 +77,10 @@ class BatchDelivery:
         self.checkpoint = checkpoint
         self.dead_letter = dead_letter
         self.on_dead_letter = on_dead_letter
+        self.on_retry = on_retry
+        self.stopping = stopping or asyncio.Event()
+        self.ensure_valid = ensure_valid
+        """Raises ``LeaseLostError`` once the lease is gone: checked before every retry."""
         self.rng = rng or random.Random()
 
     async def deliver(self, batch: Batch) -> None:
@@ -96,28 +115,52 @@ class BatchDelivery:
             await self._checkpoint(done)
 
     async def _attempt(self, batch: Batch) -> Exception | None:
-        """Up to ``max_attempts`` tries; the last error, or None on success."""
-        last: Exception | None = None
-        for attempt in range(self.policy.max_attempts):
-            if attempt:
-                await asyncio.sleep(self.policy.backoff.delay(attempt - 1, self.rng))
+        """Up to ``max_attempts`` failures of the records' own; outages are waited out and not
+        counted. Returns the last such error, or None on success."""
+        failures = 0
+        outage = 0
+        while True:
             try:
                 await self.processor.process(batch)
             except LeaseLostError:
                 raise
             except Exception as exc:
-                last = exc
+                self.on_retry()
+                if is_retriable(exc):
+                    outage += 1
+                    log.warning(
+                        "destination unavailable; the batch waits for it",
+                        shard=batch.shard_id,
+                        attempt=outage,
+                        first_seq=batch.records[0].sequence_number,
+                        error=repr(exc),
+                    )
+                    await self._pause(outage - 1)
+                    continue
+                failures += 1
                 log.warning(
                     "processor failed",
                     shard=batch.shard_id,
-                    attempt=attempt + 1,
+                    attempt=failures,
                     of=self.policy.max_attempts,
                     first_seq=batch.records[0].sequence_number,
                     error=repr(exc),
                 )
+                if failures >= self.policy.max_attempts:
+                    return exc
+                await self._pause(failures - 1)
             else:
                 return None
-        return last
+
+    async def _pause(self, attempt: int) -> None:
+        """Back off before the next try; give up the batch if the worker stops meanwhile, or
+        the lease has moved on (then someone else delivers it)."""
+        delay = self.policy.backoff.delay(attempt, self.rng)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), delay)
+        if self.stopping.is_set():
+            raise DeliveryInterruptedError
+        self.ensure_valid()
 
     async def _give_up(self, record: ChangeRecord, error: Exception) -> None:
         if self.policy.on_error == "stop" or self.dead_letter is None:

@@ -39,7 +39,7 @@ from bridge.streams.errors import (
     TrimmedDataError,
 )
 from bridge.streams.reader import StreamReader
-from bridge.worker.delivery import BatchDelivery, ProcessingHaltedError
+from bridge.worker.delivery import BatchDelivery, DeliveryInterruptedError, ProcessingHaltedError
 from bridge.worker.lease_holder import LeaseHolder
 
 if TYPE_CHECKING:
@@ -109,8 +109,11 @@ class ShardConsumer:
         reason = EndReason.FAILED
         try:
             reason = await self._consume()
-        except _Stopping:
+        except (_Stopping, DeliveryInterruptedError):
             reason = EndReason.SHUTDOWN
+        except asyncio.CancelledError:  # the drain timed out: the batch in hand is abandoned
+            reason = EndReason.SHUTDOWN
+            raise
         except LeaseLostError:
             reason = EndReason.LEASE_LOST
             self.metrics.lease_losses.inc()

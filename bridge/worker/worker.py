@@ -155,7 +155,18 @@ class Worker:
         the row expired.
         """
         tasks = [owned.task for owned in self.state.owned.values() if owned.task is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self._drain_timeout())
+            if late:
+                # Their batches are not checkpointed: the next owner delivers them again.
+                self._log.warning(
+                    "drain timeout: abandoning unfinished batches",
+                    shards=sorted(task.get_name() for task in late),
+                    timeout_s=self._drain_timeout(),
+                )
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
         # Stopped, not cancelled: a renewal cut off in flight could land unseen and make the
         # release below (conditional on the counter) fail, leaving the lease to expire.
         drained.set()
@@ -171,6 +182,9 @@ class Worker:
 
     def _renew_interval(self) -> float:
         return self.config.coordination.effective_renew_interval.total_seconds()
+
+    def _drain_timeout(self) -> float:
+        return self.config.coordination.drain_timeout.total_seconds()
 
     def _take_interval(self) -> float:
         return self.config.coordination.take_interval.total_seconds()
@@ -364,6 +378,9 @@ class Worker:
             checkpoint=checkpoint,
             dead_letter=self.dead_letter,
             on_dead_letter=self.metrics.dead_letters.inc,
+            on_retry=self.metrics.errors_transient.inc,
+            stopping=self.stopping,
+            ensure_valid=owned.holder.ensure_valid,
             rng=self.rng,
         )
         polling = self.config.polling

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bridge.processors.api import Batch, EndReason, Processor, ShardContext
+from bridge.processors.api import Batch, EndReason, Processor, RetriableError, ShardContext
 
 if TYPE_CHECKING:
     from bridge.records import ChangeRecord
@@ -47,6 +47,11 @@ class RecordSink:
     slow_every: int = 0
     """Pause ``slow_for`` seconds on every ``slow_every``-th batch (0: never)."""
     slow_for: float = 0.0
+    down: bool = False
+    """While set, every batch fails with ``RetriableError``: the destination is unavailable."""
+    hang: bool = False
+    """While set, every batch waits forever: a destination that never answers."""
+    outage_calls: int = 0
     batches: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -78,6 +83,12 @@ class SinkProcessor(Processor):
     async def process(self, batch: Batch) -> None:
         sink = self.sink
         sink.batches += 1
+        if sink.down or sink.hang:
+            sink.outage_calls += 1
+            sink.notify()
+            if sink.hang:
+                await asyncio.Event().wait()
+            raise RetriableError("the destination is unavailable")
         if sink.slow_every and sink.batches % sink.slow_every == 0:
             await asyncio.sleep(sink.slow_for)  # a processor that is sometimes slow
         seen = [_seen(record) for record in batch.records]
