@@ -97,7 +97,16 @@ def test_sigterm_hands_its_shards_over_at_once(cluster: Callable[..., Cluster]) 
     exited = time.monotonic() - sent
 
     def times() -> dict[str, float | None]:
-        return takeover_times(trio.journal(), shards, after=sent, not_pid=leaving.pid)
+        journal = trio.journal()
+        # A shard that closed meanwhile may have been read to its end by the leaving worker
+        # during its drain: nothing of it is left to hand over (its children are new leases).
+        finished_in_drain = {
+            event.shard
+            for event in journal.events
+            if event.event == "end" and event.reason == "shard_end" and event.pid == leaving.pid
+        }
+        handed_over = [shard for shard in shards if shard not in finished_in_drain]
+        return takeover_times(journal, handed_over, after=sent, not_pid=leaving.pid)
 
     trio.wait_for(lambda: None not in times().values(), timing.lease_duration * 4, "takeover")
     failover = {shard: t for shard, t in times().items() if t is not None}
@@ -107,8 +116,8 @@ def test_sigterm_hands_its_shards_over_at_once(cluster: Callable[..., Cluster]) 
         + f" (lease {timing.lease_duration}s, take interval {timing.take_interval}s)"
     )
     # Released, not expired: taken on the others' next take cycle.
-    assert max(failover.values()) <= timing.take_interval + 2 * START_ALLOWANCE
-    assert max(failover.values()) < timing.lease_duration / 2
+    assert max(failover.values(), default=0.0) <= timing.take_interval + 2 * START_ALLOWANCE
+    assert max(failover.values(), default=0.0) < timing.lease_duration / 2
     # Graceful: the last batches were checkpointed before the release, so none is repeated.
     again = [
         d
