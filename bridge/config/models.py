@@ -52,7 +52,10 @@ class CoordinationConfig(_Section):
     """How often a worker looks for free, expired or stealable leases."""
     max_leases_per_worker: int = Field(default=0, ge=0)
     """0 means no cap."""
-    max_steals_per_cycle: int = Field(default=1, ge=0)
+    max_steals_per_cycle: int = Field(default=5, ge=0)
+    """Leases a worker below its fair share may steal in one take cycle (never more than it
+    lacks, and only from workers above the share). 5 brings a newcomer to a share of 20 in 4
+    cycles where 1 (KCL's default) takes 19, moving no more leases; 0 disables stealing."""
     shard_sync_interval: Duration = timedelta(seconds=60)
     """How often the leader lists the stream's shards; a shard end also triggers a sync."""
     drain_timeout: Duration = timedelta(seconds=30)
