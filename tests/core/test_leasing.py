@@ -20,7 +20,7 @@ LEASE_DURATION = 10.0
     shards=st.integers(1, 24),
     workers=st.integers(1, 6),
     events=st.lists(st.sampled_from(["crash", "pause", "join", "leave", "wait"]), max_size=25),
-    max_steals=st.integers(1, 3),
+    max_steals=st.integers(1, 6),
     seed=st.integers(0, 2**32),
 )
 def test_cluster_converges_to_a_fair_split_and_then_stays_put(
