@@ -13,7 +13,7 @@ import base64
 import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -230,13 +230,15 @@ class SqliteProcessorFactory(ProcessorFactory):
             db.execute(CHECKPOINT, (shard_id, checkpoint, int(time.time() * 1000)))
             return
         table = self._ensure_table(records[0])
-        upsert, delete, names = table.upsert(), table.delete(), table.key_names
+        upsert, delete = table.upsert(), table.delete()
+        key_of = _key_reader(table)
         now_ms = int(time.time() * 1000)
         puts: list[tuple[Any, ...]] = []
         db.execute("BEGIN IMMEDIATE")
         try:
             for record in records:
-                keys = _key_values(record, names)
+                change = record.raw["dynamodb"]
+                keys = key_of(change["Keys"])
                 if record.event == "REMOVE":
                     if puts:
                         db.executemany(upsert, puts)
@@ -244,7 +246,7 @@ class SqliteProcessorFactory(ProcessorFactory):
                     params = {f"k{i}": value for i, value in enumerate(keys)}
                     db.execute(delete, {**params, "seq": record.sequence_number})
                     continue
-                image = record.raw["dynamodb"].get("NewImage")
+                image = change.get("NewImage")
                 if image is None:
                     raise ReplicaSchemaError(
                         f"{record.event} record {record.sequence_number} has no new image: the "
@@ -294,19 +296,26 @@ class SqliteProcessorFactory(ProcessorFactory):
             await asyncio.sleep(self.status_interval)
 
 
-def _key_values(record: ChangeRecord, names: Sequence[str]) -> list[Any]:
-    """Key values straight from the wire form: text for S and N (the NUMERIC column stores an
-    exact number), bytes for B. Cheaper than decoding the keys to Python values."""
-    keys = record.raw["dynamodb"]["Keys"]
-    values: list[Any] = []
-    for name in names:
-        attribute = keys[name]
-        if "B" in attribute:
-            binary = attribute["B"]
-            values.append(binary if isinstance(binary, bytes) else base64.b64decode(binary))
-        else:
-            values.append(attribute.get("S", attribute.get("N")))
-    return values
+def _key_reader(table: ReplicaTable) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """Key values straight from the wire form (``Keys``): text for S and N (the NUMERIC column
+    stores an exact number), bytes for B. Cheaper than decoding the keys to Python values; the
+    common shapes (one or two S/N keys) get a reader without a loop, as it runs per change."""
+    columns = list(table.keys)
+    if all(kind in ("S", "N") for _, kind in columns):
+        if len(columns) == 1:
+            [(name, kind)] = columns
+            return lambda keys: (keys[name][kind],)
+        if len(columns) == 2:
+            (first, first_kind), (second, second_kind) = columns
+            return lambda keys: (keys[first][first_kind], keys[second][second_kind])
+    return lambda keys: tuple(_key_value(keys[name]) for name, _ in columns)
+
+
+def _key_value(attribute: Mapping[str, Any]) -> Any:
+    if "B" in attribute:
+        binary = attribute["B"]
+        return binary if isinstance(binary, bytes) else base64.b64decode(binary)
+    return attribute.get("S", attribute.get("N"))
 
 
 class SqliteProcessor(Processor):
