@@ -134,3 +134,20 @@ async def test_readers_see_the_file_while_it_is_written(factory: SqliteProcessor
         assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         reader.close()
+
+
+async def test_a_binary_key_is_a_blob_column_and_removes_find_it(tmp_path: Path) -> None:
+    factory = SqliteProcessorFactory(str(tmp_path / "b.db"), "blobs")
+    await factory.open()
+    try:
+        processor = factory.create(SHARD)
+        await processor.process(
+            batch(
+                change("INSERT", 1, {"id": b"\x01\x02"}, {"v": 1}),
+                change("INSERT", 2, {"id": b"\xff"}, {"v": 2}),
+                change("REMOVE", 3, {"id": b"\x01\x02"}),
+            )
+        )
+        assert rows(factory.path, "SELECT id, typeof(id) FROM blobs") == [(b"\xff", "blob")]
+    finally:
+        await factory.close()
