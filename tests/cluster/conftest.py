@@ -10,8 +10,6 @@ signalled for real: SIGKILL, SIGTERM, SIGSTOP/SIGCONT.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -31,9 +29,9 @@ from bridge.core.positions import SHARD_END
 from bridge.leases.leader import LOCK_KEY
 from bridge.local.endpoint import LocalEndpoint
 from tests.cluster.timed_journal import Journal, JournalReader
+from tests.support.worker_process import ROOT, WorkerProcess
 from tests.support.workload import batches, create_table, plan_writes, write_batch
 
-ROOT = Path(__file__).resolve().parents[2]
 PROCESSOR = "tests.cluster.timed_journal:TimedJournalProcessor"
 
 
@@ -49,91 +47,6 @@ class Timing:
     max_records: int = 100
     processor_delay: float = 0.0
     """How long the journal processor takes per batch. Renewals: every lease / 3 (default)."""
-
-
-# -- worker processes -------------------------------------------------------------------------
-
-
-class WorkerProcess:
-    """``python -m bridge run -c FILE`` as worker ``name``, its JSON log in a file."""
-
-    def __init__(self, name: str, config: Path, log: Path) -> None:
-        self.name = name
-        self.log = log
-        self.signalled: str | None = None  # set once the test stops it on purpose
-        env = {**os.environ, "BRIDGE_WORKER_ID": name}
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "--log-format", "json", "run", "-c", str(config)],
-                cwd=ROOT,
-                stdout=out,
-                stderr=out,
-                env=env,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def kill(self) -> float:
-        """SIGKILL; returns the monotonic time the signal was sent."""
-        self.signalled = "SIGKILL"
-        sent = time.monotonic()
-        os.kill(self.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        return sent
-
-    def terminate(self) -> float:
-        """SIGTERM (the drain starts); returns the monotonic time the signal was sent."""
-        self.signalled = "SIGTERM"
-        sent = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        return sent
-
-    def wait(self, timeout: float = 60) -> int:
-        return self.process.wait(timeout=timeout)
-
-    def pause(self) -> float:
-        self.signalled = "SIGSTOP"
-        sent = time.monotonic()
-        os.kill(self.pid, signal.SIGSTOP)
-        return sent
-
-    def resume(self) -> float:
-        sent = time.monotonic()
-        os.kill(self.pid, signal.SIGCONT)
-        self.signalled = None
-        return sent
-
-    def ensure_alive(self) -> None:
-        if self.signalled is not None:
-            return
-        code = self.process.poll()
-        if code is not None:
-            raise AssertionError(f"worker {self.name} exited with {code}:\n{self.log_tail()}")
-
-    def log_events(self) -> list[dict[str, Any]]:
-        """The worker's structured log lines (other lines, from libraries, are skipped)."""
-        events = []
-        for line in self.log.read_bytes().splitlines():
-            with contextlib.suppress(orjson.JSONDecodeError):
-                event = orjson.loads(line)
-                if isinstance(event, dict):
-                    events.append(event)
-        return events
-
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.log.exists():
-            return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop_for_teardown(self) -> None:
-        if self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGCONT)
-            os.kill(self.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
 
 
 # -- the writer -------------------------------------------------------------------------------

@@ -8,12 +8,8 @@ wait for the dead one's leases to expire (a short ``lease_duration``) and take t
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,44 +20,12 @@ import pytest
 from bridge.core.positions import SHARD_END, is_sequence_number
 from bridge.local.endpoint import LocalEndpoint
 from tests.support.journal import Entry, count_lines, read_journal
+from tests.support.worker_process import WorkerProcess
 from tests.support.workload import Writer, create_table, expected_versions, plan_writes
 from tests.worker.conftest import dynamodb
 
 WRITES = 20_000
 KEYS = 1_000
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class WorkerProcess:
-    """``python -m bridge run -c FILE`` with its log in a file."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        self.log = log
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "--log-format", "json", "run", "-c", str(config)],
-                cwd=ROOT,
-                stdout=out,
-                stderr=out,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def kill(self) -> None:
-        os.kill(self.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def terminate(self, timeout: float = 60) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout)
-
-    def ensure_alive(self) -> None:
-        code = self.process.poll()
-        if code is not None:
-            tail = self.log.read_text()[-3000:]
-            raise AssertionError(f"worker {self.pid} exited with {code}:\n{tail}")
 
 
 def wait_for(
@@ -130,7 +94,7 @@ def test_sigkill_twice_loses_nothing_and_replays_only_after_the_checkpoint(
     writer = Writer(ddb, table, plan)
     writing = background_writes(writer)
 
-    worker = WorkerProcess(config, tmp_path / "worker.log")
+    worker = WorkerProcess(None, config, tmp_path / "worker.log")
     # Journal lengths at which to kill: one in each half of the run, at random.
     kill_points = [rng.randint(2_000, 8_000), rng.randint(11_000, 17_000)]
     runs: list[tuple[int, dict[str, str | None]]] = []  # (pid killed, checkpoints when it died)
@@ -138,14 +102,15 @@ def test_sigkill_twice_loses_nothing_and_replays_only_after_the_checkpoint(
         wait_for(lambda p=point: count_lines(journal) >= p, 120, f"{point} journal lines", worker)
         worker.kill()
         runs.append((worker.pid, lease_checkpoints(ddb, f"{app}-leases")))
-        worker = WorkerProcess(config, tmp_path / "worker.log")
+        worker = WorkerProcess(None, config, tmp_path / "worker.log")
 
     def all_seen() -> bool:
         return len({(e.key, e.version) for e in read_journal(journal)}) >= WRITES
 
     wait_for(all_seen, 180, "every write in the journal", worker)
     writing.join(timeout=60)
-    assert worker.terminate() == 0, worker.log.read_text()[-3000:]
+    worker.terminate()
+    assert worker.wait(60) == 0, worker.log_tail()
 
     entries = read_journal(journal)
     assert len(writer.written) == WRITES
