@@ -24,11 +24,20 @@ def replica(config: Path = ReplicaConfigOption) -> None:
     """Follow every partition of the topic the Kafka processor publishes into a SQLite file.
 
     Offsets are kept in the file, committed with the data: a restart resumes where it
-    stopped. SIGTERM or Ctrl-C finishes the transaction in hand and exits 0.
+    stopped. With snapshots, a node without a file restores the newest usable snapshot first.
+    SIGTERM or Ctrl-C finishes the transaction in hand and exits 0; a gap in the topic that
+    on_gap cannot repair, or no usable snapshot with bootstrap_on_failure: fail, exits 1.
     """
     import sqlite3
 
-    from bridge.replica import ConfigError, ReplicaFileError, load_replica_config, run_replica
+    from bridge.replica import (
+        ConfigError,
+        ReplicaFileError,
+        ReplicaGapError,
+        SnapshotRestoreError,
+        load_replica_config,
+        run_replica,
+    )
 
     try:
         settings = load_replica_config(config)
@@ -39,5 +48,7 @@ def replica(config: Path = ReplicaConfigOption) -> None:
         eventloop.run(run_replica(settings))
     except ReplicaFileError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
+    except (ReplicaGapError, SnapshotRestoreError) as exc:
+        fail(str(exc))
     except sqlite3.Error as exc:
         fail(f"replica file {settings.sqlite.path}: {exc}")

@@ -22,8 +22,15 @@ from bridge.replica._config import (
     SqliteTargetConfig,
 )
 from bridge.replica._filter import ItemFilter
-from bridge.replica._follower import ReplicaFollower, run_replica
-from bridge.replica._store import ReplicaFileError, ReplicaStore, stored_offsets
+from bridge.replica._follower import (
+    ReplicaFollower,
+    ReplicaGapError,
+    SnapshotRestoreError,
+    run_replica,
+)
+from bridge.replica._snapshot_restorer import Rejection, RestoreResult, SnapshotRestorer
+from bridge.replica._snapshot_taker import SnapshotTaker, copy_replica
+from bridge.replica._store import SCHEMA_VERSION, ReplicaFileError, ReplicaStore, stored_offsets
 
 
 def load_replica_config(path: Path | str, env: Mapping[str, str] | None = None) -> ReplicaConfig:
@@ -42,18 +49,26 @@ def is_replica_config(path: Path | str) -> bool:
 
 
 __all__ = [
+    "SCHEMA_VERSION",
     "ConfigError",
     "FilterConfig",
     "ItemFilter",
     "KafkaSourceConfig",
     "KeyPrefixFilter",
+    "Rejection",
     "ReplicaConfig",
     "ReplicaFileError",
     "ReplicaFollower",
+    "ReplicaGapError",
     "ReplicaMetricsConfig",
     "ReplicaStore",
+    "RestoreResult",
+    "SnapshotRestoreError",
+    "SnapshotRestorer",
+    "SnapshotTaker",
     "SnapshotsConfig",
     "SqliteTargetConfig",
+    "copy_replica",
     "is_replica_config",
     "load_replica_config",
     "run_replica",

@@ -18,9 +18,11 @@ from bridge.config.durations import Duration
 _APP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
 # Set by bridge itself: the replica's guarantees rest on them (offsets live in SQLite only,
-# partition ends are how it knows it caught up).
+# partition ends are how it knows it caught up, an offset out of range is an error, never a
+# silent jump: ``on_gap``).
 _RESERVED_OPTIONS = frozenset(
     {
+        "auto.offset.reset",
         "bootstrap.servers",
         "enable.auto.commit",
         "enable.auto.offset.store",
@@ -119,14 +121,31 @@ class FilterConfig(_Section):
 
 
 class SnapshotsConfig(_Section):
-    """Snapshots of the replica in S3 for a fast cold start. Accepted and validated; not
-    used yet (docs/replica.md)."""
+    """Snapshots of the replica in S3 (or any S3-compatible store) for a fast cold start:
+    a node without a local file restores the newest usable one and resumes from its offsets."""
 
     bucket: str = Field(min_length=3, max_length=63)
     prefix: str = ""
+    """Prepended to every key: ``<prefix><app>/<created>-<id>.sqlite.gz`` and
+    ``.manifest.json`` beside it."""
     region: str = "us-east-1"
     endpoint_url: str | None = None
     """An S3-compatible store; ``null`` means AWS."""
+    interval: Duration = timedelta(0)
+    """How often this node takes and uploads a snapshot; 0 (the default) never: usually one
+    node takes them and every other node only restores."""
+    keep: int = Field(default=5, ge=1, le=10_000)
+    """After a successful upload, snapshots beyond the newest ``keep`` are deleted."""
+    max_age: Duration | None = None
+    """After a successful upload, snapshots older than this are deleted too (never the newest)."""
+    restore: Literal["if_missing", "never"] = "if_missing"
+    """``if_missing``: a node starting without a local file restores the newest usable
+    snapshot; ``never``: it always replays the topic from its beginning."""
+    bootstrap_on_failure: Literal["fallback", "fail"] = "fallback"
+    """No usable snapshot at a cold start: ``fallback`` replays the topic from its beginning,
+    ``fail`` exits 1 naming why each snapshot was rejected."""
+    compress_level: int = Field(default=3, ge=1, le=9)
+    """gzip level of the uploaded copy: 1 is fastest, 9 smallest."""
 
 
 class ReplicaMetricsConfig(_Section):
@@ -147,7 +166,17 @@ class ReplicaConfig(_Section):
     younger than this."""
     stall_after: Duration = timedelta(seconds=10)
     """Not ready once the broker has not answered for this long."""
+    on_gap: Literal["fail", "restore"] = "fail"
+    """The stored offset of a partition is no longer in the topic (retention deleted messages
+    the replica never applied): ``fail`` exits 1 naming the gap; ``restore`` replaces the file
+    with a newer snapshot that covers it (``snapshots`` needed), else exits 1."""
     metrics: ReplicaMetricsConfig = ReplicaMetricsConfig()
+
+    @model_validator(mode="after")
+    def _restore_needs_snapshots(self) -> ReplicaConfig:
+        if self.on_gap == "restore" and self.snapshots is None:
+            raise ValueError("on_gap: restore needs a snapshots section (where to restore from)")
+        return self
 
     @field_validator("app")
     @classmethod

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import structlog
 
 from bridge.replica._config import KafkaSourceConfig
-from bridge.replica._messages import Fetched, PartitionEnd
+from bridge.replica._messages import Fetched, OutOfRange, PartitionEnd
 
 log = structlog.get_logger("bridge.replica.kafka")
 
@@ -35,7 +35,17 @@ class PartitionConsumer(Protocol):
         """Start reading these partitions at these offsets (None: from the beginning)."""
         ...
 
-    def consume(self, max_messages: int, timeout: float) -> list[Fetched | PartitionEnd]: ...
+    def consume(
+        self, max_messages: int, timeout: float
+    ) -> list[Fetched | PartitionEnd | OutOfRange]: ...
+
+    def low_watermarks(self, partitions: list[int], timeout: float) -> dict[int, int]:
+        """Each partition's first offset still in the topic, asking the broker."""
+        ...
+
+    def unassign(self) -> None:
+        """Stop reading every partition (a restore replaces the file under the follower)."""
+        ...
 
     def high_watermark(self, partition: int) -> int | None:
         """The high watermark as last fetched (no request), or None if not known yet."""
@@ -55,8 +65,9 @@ class KafkaPartitionConsumer:
         self.last_error: str | None = None
         settings: dict[str, Any] = {
             "group.id": f"bridge-replica-{app}",  # required by the client; never joined
-            "auto.offset.reset": "earliest",
             **config.options,
+            # An offset the topic no longer holds is reported, never silently skipped.
+            "auto.offset.reset": "error",
             "bootstrap.servers": self.servers,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -95,16 +106,31 @@ class KafkaPartitionConsumer:
             ]
         )
 
-    def consume(self, max_messages: int, timeout: float) -> list[Fetched | PartitionEnd]:
+    def consume(
+        self, max_messages: int, timeout: float
+    ) -> list[Fetched | PartitionEnd | OutOfRange]:
         from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException
 
-        out: list[Fetched | PartitionEnd] = []
+        out: list[Fetched | PartitionEnd | OutOfRange] = []
         batch: list[Any] = self._consumer.consume(max_messages, timeout)  # stubs: Optional ints
         for message in batch:
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
                     out.append(PartitionEnd(message.partition(), message.offset()))
+                    continue
+                if error.code() in (
+                    KafkaError._AUTO_OFFSET_RESET,
+                    KafkaError.OFFSET_OUT_OF_RANGE,
+                ):
+                    offset = message.offset()
+                    out.append(
+                        OutOfRange(
+                            message.partition(),
+                            offset if offset is not None and offset >= 0 else None,
+                            str(error),
+                        )
+                    )
                     continue
                 if error.fatal():
                     raise KafkaException(error)
@@ -123,6 +149,24 @@ class KafkaPartitionConsumer:
                 )
             )
         return out
+
+    def low_watermarks(self, partitions: list[int], timeout: float) -> dict[int, int]:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        lows: dict[int, int] = {}
+        for partition in partitions:
+            try:
+                low, _ = self._consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), timeout=timeout, cached=False
+                )
+            except KafkaException as exc:
+                detail = self.last_error or str(exc.args[0] if exc.args else exc)
+                raise BrokerUnavailableError(f"kafka {self.servers}: {detail}") from None
+            lows[partition] = max(0, int(low))
+        return lows
+
+    def unassign(self) -> None:
+        self._consumer.unassign()
 
     def high_watermark(self, partition: int) -> int | None:
         from confluent_kafka import TopicPartition

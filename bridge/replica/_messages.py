@@ -37,6 +37,16 @@ class PartitionEnd:
 
 
 @dataclass(frozen=True)
+class OutOfRange:
+    """The broker no longer (or not yet) holds ``offset`` of the partition: the consumer
+    stopped there instead of jumping (``auto.offset.reset: error``)."""
+
+    partition: int
+    offset: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
 class Upsert:
     table: str
     keys: dict[str, Any]

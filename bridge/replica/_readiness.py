@@ -32,6 +32,8 @@ class FollowerReadiness:
     broker_ok_at: float | None = None
     broker_error: str | None = None
     topic_error: str | None = None
+    gap: str | None = None
+    """Offsets the replica needs were deleted from the topic: not ready, whatever else."""
 
     def assigned(self, partition: int, position: int, message_ms: int | None) -> None:
         self.partitions[partition] = PartitionProgress(position, message_ms)
@@ -70,11 +72,20 @@ class FollowerReadiness:
                 lags.append(float(max(0, wall_ms - state.message_ms)))
         return max(lags) if lags else None
 
+    def behind(self) -> int | None:
+        """Messages between the positions and the known high watermarks (None: none known)."""
+        known = [s for s in self.partitions.values() if s.high is not None]
+        if not known:
+            return None
+        return sum(max(0, (s.high or 0) - s.position) for s in known)
+
     def watermark_ms(self) -> int | None:
         marks = [s.message_ms for s in self.partitions.values() if s.message_ms is not None]
         return min(marks) if marks else None
 
     def verdict(self, now: float, wall_ms: int) -> tuple[bool, str]:
+        if self.gap is not None:
+            return False, self.gap
         if self.phase != "streaming":
             return False, self.phase
         silent = None if self.broker_ok_at is None else now - self.broker_ok_at

@@ -25,6 +25,10 @@ from bridge.replica._messages import Change, Delete, Upsert
 
 log = structlog.get_logger("bridge.replica")
 
+SCHEMA_VERSION = 1
+"""The replica file's layout (tables, columns, bookkeeping), kept in ``PRAGMA user_version``
+and in every snapshot's manifest: a node refuses a snapshot of a layout it does not know."""
+
 OFFSETS = """
 CREATE TABLE IF NOT EXISTS _bridge_kafka_offsets (
     topic TEXT NOT NULL,
@@ -96,6 +100,15 @@ class ReplicaStore:
         db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(BOOKKEEPING + OFFSETS)
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version == 0:
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        elif version != SCHEMA_VERSION:
+            db.close()
+            raise ReplicaFileError(
+                f"{self.path} has replica layout version {version}, this bridge writes "
+                f"{SCHEMA_VERSION}: use a new file"
+            )
         for name, columns in db.execute("SELECT name, key_columns FROM _bridge_tables"):
             self.tables[name] = ReplicaTable(name, [tuple(k) for k in orjson.loads(columns)])
         for topic, partition, last in db.execute(
@@ -145,6 +158,11 @@ class ReplicaStore:
         for partition, entry in last.items():
             self._offsets[topic, partition] = entry.offset
         return len(fresh)
+
+    def copy_into(self, target: Path) -> None:
+        """A consistent copy of the file (``VACUUM INTO``); blocks writes while it runs, so
+        with WAL a snapshot copies from another connection instead (``copy_replica``)."""
+        self._conn().execute("VACUUM INTO ?", (str(target),))
 
     def write_status(
         self, ready: bool, reason: str, lag_ms: float | None, watermark_ms: int | None, phase: str

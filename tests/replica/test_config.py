@@ -41,6 +41,19 @@ def test_defaults(tmp_path: Path) -> None:
     assert config.sqlite.journal_mode == "wal" and config.sqlite.table is None
     assert config.kafka.max_batch == 1000 and config.filter is None
     assert config.stall_after.total_seconds() == 10
+    assert config.on_gap == "fail" and config.snapshots is None
+
+
+def test_snapshot_defaults_take_none_and_restore_if_missing(tmp_path: Path) -> None:
+    config = load_replica_config(write(tmp_path, {**GOOD, "snapshots": {"bucket": "bkt"}}), env={})
+    assert config.snapshots is not None
+    assert config.snapshots.interval.total_seconds() == 0 and config.snapshots.keep == 5
+    assert config.snapshots.restore == "if_missing"
+    assert config.snapshots.bootstrap_on_failure == "fallback"
+    env = {"BRIDGE_SNAPSHOTS__INTERVAL": "10m", "BRIDGE_SNAPSHOTS__MAX_AGE": "7d"}
+    config = load_replica_config(write(tmp_path, {**GOOD, "snapshots": {"bucket": "bkt"}}), env=env)
+    assert config.snapshots is not None and config.snapshots.interval.total_seconds() == 600
+    assert config.snapshots.max_age is not None and config.snapshots.max_age.days == 7
 
 
 def test_environment_overrides_nest_with_double_underscores(tmp_path: Path) -> None:
@@ -70,6 +83,14 @@ def test_environment_overrides_nest_with_double_underscores(tmp_path: Path) -> N
         ({"filter": {}}, "filter: an empty filter"),
         ({"snapshots": {"prefix": "x/"}}, "snapshots.bucket: required key is missing"),
         ({"app": "no spaces"}, "app: expected letters"),
+        ({"on_gap": "restore"}, "on_gap: restore needs a snapshots section"),
+        ({"on_gap": "skip"}, "on_gap: "),
+        (
+            {"kafka": {**GOOD["kafka"], "options": {"auto.offset.reset": "latest"}}},
+            "kafka.options: auto.offset.reset is set by bridge replica",
+        ),
+        ({"snapshots": {"bucket": "bkt", "keep": 0}}, "snapshots.keep: "),
+        ({"snapshots": {"bucket": "bkt", "restore": "always"}}, "snapshots.restore: "),
     ],
 )
 def test_a_bad_key_is_named(tmp_path: Path, change: dict[str, object], expected: str) -> None:

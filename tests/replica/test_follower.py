@@ -3,70 +3,11 @@ answering, a restart that resumes after the stored offsets."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Mapping
 from pathlib import Path
 
 from bridge.replica import ReplicaFollower
-from bridge.replica._consumer import BrokerUnavailableError
-from bridge.replica._messages import Fetched, PartitionEnd
+from tests.replica.memory_topic import MemoryTopic
 from tests.replica.support import await_for, replica_config, replica_rows
-
-NOW_MS = int(time.time() * 1000)
-
-
-class MemoryTopic:
-    """``PartitionConsumer`` over in-memory partitions; ``down`` makes every call fail."""
-
-    def __init__(self, partitions: int) -> None:
-        self.log: dict[int, list[Fetched]] = {p: [] for p in range(partitions)}
-        self.positions: dict[int, int] = {}
-        self.assigned_at: dict[int, int | None] = {}
-        self.down = False
-        self.lock = threading.Lock()
-        self.closed = False
-
-    def append(self, partition: int, pk: str, version: int, seq: int) -> None:
-        value = (
-            f'{{"table":"t","event":"INSERT","keys":{{"pk":"{pk}"}},'
-            f'"new":{{"pk":"{pk}","v":{version}}},"old":null,"seq":"{seq}","shard":"s","ts":0}}'
-        ).encode()
-        with self.lock:
-            log = self.log.setdefault(partition, [])
-            log.append(Fetched(partition, len(log), pk.encode(), value, {}, NOW_MS))
-
-    def partitions(self, timeout: float) -> list[int]:
-        if self.down:
-            raise BrokerUnavailableError("kafka memory:1: connection refused")
-        return sorted(self.log)
-
-    def assign(self, positions: Mapping[int, int | None]) -> None:
-        for partition, offset in positions.items():
-            self.assigned_at[partition] = offset
-            self.positions[partition] = offset or 0
-
-    def consume(self, max_messages: int, timeout: float) -> list[Fetched | PartitionEnd]:
-        if self.down:
-            time.sleep(timeout)
-            return []
-        out: list[Fetched | PartitionEnd] = []
-        with self.lock:
-            for partition, position in sorted(self.positions.items()):
-                log = self.log[partition]
-                if position < len(log):
-                    out += log[position:]
-                    self.positions[partition] = len(log)
-                    out.append(PartitionEnd(partition, len(log)))
-        if not out:
-            time.sleep(min(timeout, 0.01))
-        return out
-
-    def high_watermark(self, partition: int) -> int | None:
-        return len(self.log[partition]) if partition in self.positions else None
-
-    def close(self) -> None:
-        self.closed = True
 
 
 async def run_follower(path: Path, topic: MemoryTopic, until: object) -> ReplicaFollower:

@@ -1,0 +1,216 @@
+"""Restoring the newest usable snapshot: a new node's cold start, and ``on_gap: restore``.
+
+Manifests are tried newest first. Each is checked before its data is fetched (format, replica
+layout, topic, filter, and that its offsets are still in the topic: each partition's
+``offset + 1`` at or above the topic's low watermark, else the messages between them are gone
+and resuming would silently skip them). Then the data is downloaded, its sha256 checked,
+decompressed, opened as SQLite and its offsets compared to the manifest's; only then is it
+renamed into place (atomic). A rejected snapshot is logged with its reason and the next
+older one is tried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import structlog
+from pydantic import ValidationError
+
+from bridge.replica._config import ReplicaConfig, SnapshotsConfig
+from bridge.replica._snapshot_taker import filter_of
+from bridge.replica._store import SCHEMA_VERSION
+from bridge.snapshots import (
+    FORMAT,
+    CorruptSnapshotError,
+    Manifest,
+    ObjectStore,
+    ObjectStoreError,
+    TransferProgress,
+    app_prefix,
+    decompress_file,
+    describe_gap,
+    newest_first,
+    offsets_gap,
+    sha256_of,
+)
+
+log = structlog.get_logger("bridge.replica.snapshots")
+
+
+class SnapshotRejectedError(Exception):
+    """This snapshot cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    key: str
+    reason: str
+
+
+@dataclass
+class RestoreResult:
+    manifest: Manifest | None = None
+    """The snapshot restored, or None."""
+    key: str | None = None
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def why_none(self) -> str:
+        if not self.rejected:
+            return "no snapshot found"
+        return "; ".join(f"{r.key}: {r.reason}" for r in self.rejected)
+
+
+class SnapshotRestorer:
+    """Synchronous: run it in a thread of its own."""
+
+    def __init__(self, config: ReplicaConfig, store: ObjectStore) -> None:
+        assert config.snapshots is not None
+        self.config = config
+        self.settings: SnapshotsConfig = config.snapshots
+        self.store = store
+        self.where = f"s3://{self.settings.bucket}/{app_prefix(self.settings.prefix, config.app)}"
+
+    def restore(
+        self,
+        target: Path,
+        low_watermarks: Mapping[int, int],
+        *,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> RestoreResult:
+        """Put the newest usable snapshot at ``target`` (replacing it). ``low_watermarks``:
+        each partition's first offset still in the topic."""
+        result = RestoreResult()
+        try:
+            keys = newest_first(self.store.list(app_prefix(self.settings.prefix, self.config.app)))
+        except ObjectStoreError as exc:
+            result.rejected.append(Rejection(self.where, f"cannot list snapshots: {exc}"))
+            log.error("cannot list snapshots", where=self.where, error=str(exc))
+            return result
+        log.info("snapshots found", where=self.where, count=len(keys))
+        for key in keys:
+            if stop():
+                break
+            try:
+                manifest = self._manifest(key)
+                self._check(manifest, low_watermarks)
+                self._fetch(manifest, target)
+            except (SnapshotRejectedError, CorruptSnapshotError, ObjectStoreError) as exc:
+                reason = str(exc)
+                if isinstance(exc, CorruptSnapshotError):
+                    reason = f"corrupt: {reason}"
+                log.warning("snapshot rejected", key=key, reason=reason)
+                result.rejected.append(Rejection(key, reason))
+                continue
+            result.manifest, result.key = manifest, key
+            log.info(
+                "snapshot restored",
+                key=key,
+                items=manifest.items,
+                created=manifest.created,
+                offsets={str(p): o for p, o in sorted(manifest.offsets.items())},
+            )
+            return result
+        return result
+
+    def _manifest(self, key: str) -> Manifest:
+        raw = self.store.get_bytes(key)
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise SnapshotRejectedError(f"corrupt: the manifest is not JSON: {exc}") from None
+        version = data.get("format") if isinstance(data, dict) else None
+        if isinstance(version, int) and version > FORMAT:
+            raise SnapshotRejectedError(
+                f"incompatible: manifest format {version}, this bridge reads up to {FORMAT}"
+            )
+        try:
+            return Manifest.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise SnapshotRejectedError(
+                f"corrupt: the manifest is invalid at {where}: {first['msg']}"
+            ) from None
+
+    def _check(self, manifest: Manifest, low_watermarks: Mapping[int, int]) -> None:
+        if manifest.schema_version != SCHEMA_VERSION:
+            raise SnapshotRejectedError(
+                f"incompatible: replica layout version {manifest.schema_version}, this "
+                f"bridge uses {SCHEMA_VERSION}"
+            )
+        if manifest.source.topic != self.config.kafka.topic:
+            raise SnapshotRejectedError(
+                f"incompatible: taken from topic {manifest.source.topic}, "
+                f"not {self.config.kafka.topic}"
+            )
+        if manifest.source.filter != filter_of(self.config):
+            raise SnapshotRejectedError(
+                f"incompatible: taken with filter {manifest.source.filter}, this replica's "
+                f"is {filter_of(self.config)}"
+            )
+        wanted = self.config.sqlite.table
+        if wanted is not None and manifest.source.tables not in ([], [wanted]):
+            raise SnapshotRejectedError(
+                f"incompatible: holds tables {manifest.source.tables}, not {wanted}"
+            )
+        gaps = offsets_gap(manifest.offsets, low_watermarks)
+        if gaps:
+            raise SnapshotRejectedError(f"stale: {describe_gap(gaps)}")
+
+    def _fetch(self, manifest: Manifest, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".bridge-restore-", dir=target.parent) as tmp:
+            packed = Path(tmp) / "snapshot.sqlite.gz"
+            key = manifest.object.key
+            progress = TransferProgress("downloading snapshot", manifest.object.size, key=key)
+            try:
+                self.store.get_file(key, packed, progress.advance)
+            finally:
+                progress.close()
+            size = packed.stat().st_size
+            if size != manifest.object.size:
+                raise CorruptSnapshotError(
+                    f"{size} bytes downloaded, the manifest says {manifest.object.size}"
+                )
+            if sha256_of(packed) != manifest.object.sha256:
+                raise CorruptSnapshotError("sha256 of the object does not match the manifest")
+            restored = Path(tmp) / "replica.sqlite"
+            progress = TransferProgress("restoring snapshot", size, key=key)
+            try:
+                decompress_file(packed, restored, progress.advance)
+            finally:
+                progress.close()
+            packed.unlink()
+            _verify_file(restored, self.config.kafka.topic, manifest)
+            for suffix in ("-wal", "-shm", "-journal"):  # a replaced file's, now stale
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{target}{suffix}")
+            os.replace(restored, target)
+
+
+def _verify_file(path: Path, topic: str, manifest: Manifest) -> None:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            rows = db.execute(
+                "SELECT partition, last_offset FROM _bridge_kafka_offsets WHERE topic = ?",
+                (topic,),
+            ).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise CorruptSnapshotError(f"not a replica file: {exc}") from None
+    if version != manifest.schema_version:
+        raise CorruptSnapshotError(
+            f"the file has layout version {version}, the manifest says {manifest.schema_version}"
+        )
+    offsets = {int(p): int(o) for p, o in rows}
+    if offsets != manifest.offsets:
+        raise CorruptSnapshotError(
+            f"the file's offsets {offsets} differ from the manifest's {manifest.offsets}"
+        )
