@@ -19,6 +19,10 @@ Two more lines explain the gap between them:
   encode only            bridge's envelope encoding of the same records, nothing sent (the
                          CPU cost alone; this machine's cores are shared with the broker).
 
+and the CPU time the producing Python thread spent per message on each side: with a single
+event-loop thread, bridge cannot go faster than one message per that much CPU, however idle
+the broker; raw's thread needs a fraction of that (librdkafka does its work in C threads).
+
 The source is in-process (records built before timing), so the numbers are the forwarding
 path alone, not DynamoDB or the Streams API.
 
@@ -119,6 +123,10 @@ def chunks(records: list[ChangeRecord], size: int) -> Iterator[list[ChangeRecord
 
 # --- the two sides ----------------------------------------------------------------------------
 
+CPU_SECONDS = [0.0]
+"""CPU time of the Python thread that produced, in the last run: the work that thread did,
+whatever else (the broker, librdkafka's threads, other processes) competed for the cores."""
+
 
 def producer_settings(factory: KafkaProcessorFactory) -> dict[str, str]:
     """Exactly what bridge's producer runs with, so "raw" differs only in the work around it."""
@@ -144,6 +152,7 @@ def run_raw(
 
     producer.list_topics(topic, timeout=10)  # connected and warm, as bridge's open() is
     started = time.perf_counter()
+    cpu_started = time.thread_time()
     for n, (key, value, headers) in enumerate(messages, 1):
         while True:
             try:
@@ -156,6 +165,7 @@ def run_raw(
             producer.flush(60)
     producer.flush(60)
     seconds = time.perf_counter() - started
+    CPU_SECONDS[-1] = time.thread_time() - cpu_started
     if delivered != len(messages) or failed:
         raise RuntimeError(f"raw: {delivered} delivered, {failed} failed of {len(messages)}")
     return seconds
@@ -176,8 +186,10 @@ async def run_bridge(
 
     try:
         started = time.perf_counter()
+        cpu_started = time.thread_time()
         await asyncio.gather(*(shard(i) for i in range(len(shards))))
         seconds = time.perf_counter() - started
+        CPU_SECONDS[-1] = time.thread_time() - cpu_started
     finally:
         await factory.close()
     total = sum(len(records) for records in shards)
@@ -263,10 +275,13 @@ def bench(args: argparse.Namespace, bootstrap: str) -> int:
         f"{args.records:,} changes ({size:.0f}-byte envelopes), {args.shards} shards, "
         f"batches of {args.batch}, {args.partitions} partitions, broker {bootstrap}"
     )
+    print(f"load average at start: {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
     rates: dict[str, list[float]] = {"raw": [], "acked": [], "encode": [], "bridge": []}
+    cpu: dict[str, list[float]] = {"raw": [], "bridge": []}
     for round_ in range(1, args.rounds + 1):
         topic = fresh_topic(bootstrap, "raw", args.partitions)
         rates["raw"].append(args.records / run_raw(settings, topic, messages))
+        cpu["raw"].append(CPU_SECONDS[-1] / len(messages))
         topic = fresh_topic(bootstrap, "acked", args.partitions)
         rates["acked"].append(args.records / run_raw(settings, topic, messages, in_flight))
         encoding = run_encode_only(reference, prepared(raw), args.batch)
@@ -274,6 +289,7 @@ def bench(args: argparse.Namespace, bootstrap: str) -> int:
         topic = fresh_topic(bootstrap, "bridge", args.partitions)
         seconds = asyncio.run(run_bridge(bootstrap, table, topic, prepared(raw), args.batch))
         rates["bridge"].append(args.records / seconds)
+        cpu["bridge"].append(CPU_SECONDS[-1] / args.records)
         print(
             f"round {round_}: raw {rates['raw'][-1]:>9,.0f}   "
             f"raw acked per round {rates['acked'][-1]:>9,.0f}   "
@@ -286,6 +302,11 @@ def bench(args: argparse.Namespace, bootstrap: str) -> int:
     print(f"  bridge encoding only         : {median['encode']:>9,.0f} records/s")
     print(f"bridge KafkaProcessor          : {median['bridge']:>9,.0f} records/s (median)")
     print(f"ratio bridge / raw             : {median['bridge'] / median['raw']:.2f}")
+    raw_cpu, bridge_cpu = (statistics.median(cpu[side]) * 1e6 for side in ("raw", "bridge"))
+    print(
+        f"producing thread's CPU per message: raw {raw_cpu:.1f} us, bridge {bridge_cpu:.1f} us "
+        f"(load average at end: {' '.join(f'{n:.2f}' for n in os.getloadavg())})"
+    )
     return 0
 
 

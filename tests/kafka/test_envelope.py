@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -74,6 +75,9 @@ def test_key_is_canonical_json_whatever_the_attribute_order(build: Builder) -> N
         pytest.param(-(10**37), '"-' + "1" + "0" * 37 + '"', id="38-digit-int"),
         pytest.param(Decimal("1.50"), '"1.50"', id="fraction"),
         pytest.param(Decimal("-0.000001"), '"-0.000001"', id="small-fraction"),
+        pytest.param(Decimal("0.0000001"), '"1E-7"', id="tiny-fraction"),
+        pytest.param(Decimal("-12.5"), '"-12.5"', id="negative-fraction"),
+        pytest.param(Decimal("1.5E+3"), "1500", id="integral-exponent"),
         pytest.param(Decimal("2.0"), "2", id="integral-decimal"),
         pytest.param(b"\x00\xffbin", '"AP9iaW4="', id="binary"),
         pytest.param({"b", "a"}, '["a","b"]', id="string-set"),
@@ -163,3 +167,75 @@ def test_stream_records_and_hand_built_records_give_the_same_bytes(
     wire = list(encoder(tombstones=True).messages(from_stream("MODIFY", keys, image, image)))
     plain = list(encoder(tombstones=True).messages(from_values("MODIFY", keys, image, image)))
     assert wire == plain
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    keys=st.fixed_dictionaries({"pk": st.one_of(st.text(max_size=8), numbers)}),
+    new=items,
+    old=items,
+    shared=items,
+)
+def test_an_old_image_sharing_attributes_with_the_new_gives_the_same_bytes(
+    keys: dict[str, Any], new: dict[str, Any], old: dict[str, Any], shared: dict[str, Any]
+) -> None:
+    # The old image reuses what it shares with the new one (and the keys what they share
+    # with either image): the bytes must not show it.
+    after = {**shared, **new, **keys}
+    before = {**old, **shared, **keys}
+    for event, new_image, old_image in [
+        ("MODIFY", after, before),
+        ("REMOVE", None, before),
+        ("INSERT", after, None),
+    ]:
+        wire = list(encoder().messages(from_stream(event, keys, new_image, old_image)))
+        plain = list(encoder().messages(from_values(event, keys, new_image, old_image)))
+        assert wire == plain
+
+
+ONE_ENCODER = encoder()  # its cache of the last creation time carries over between examples
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    at=st.one_of(
+        st.floats(min_value=0, max_value=7_000_000_000, allow_nan=False),
+        st.integers(min_value=0, max_value=7_000_000_000),
+        st.integers(min_value=1_500_000_000_000, max_value=2_000_000_000_000).map(
+            lambda ms: ms / 1000
+        ),
+        st.sampled_from([1767323045.6785, 0.0000005, 1.9999995, 1700000000, 1700000000.0]),
+    )
+)
+def test_ts_is_the_records_creation_time_in_epoch_milliseconds(at: float) -> None:
+    record = from_stream("INSERT", {"pk": "a"}, {"pk": "a"})
+    record.raw["dynamodb"]["ApproximateCreationDateTime"] = at
+    [(_, value, _)] = list(ONE_ENCODER.messages(record))
+    since_epoch = record.approximate_creation_time - datetime(1970, 1, 1, tzinfo=UTC)
+    assert orjson.loads(value)["ts"] == since_epoch // timedelta(milliseconds=1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *("0.0000001", "0.000001", "00.5", "1.50", "-0.000001", "2.0", "1E+2", "-0", "007"),
+        *("0.10", "123456789012345", "1234567890123456", "9007199254740993", "-12.5"),
+        "99999.99",
+    ],
+)
+def test_numbers_as_the_wire_writes_them_follow_the_decoded_rules(text: str) -> None:
+    # However a number is written, it encodes as its decoded value does.
+    record = ChangeRecord.from_raw(
+        {
+            "eventName": "INSERT",
+            "dynamodb": {
+                "ApproximateCreationDateTime": WHEN_MS / 1000,
+                "Keys": {"pk": {"S": "a"}},
+                "NewImage": {"pk": {"S": "a"}, "v": {"N": text}, "l": {"L": [{"N": text}]}},
+                "SequenceNumber": "1",
+            },
+        },
+        SHARD,
+    )
+    decoded = from_values("INSERT", {"pk": "a"}, record.new_image, seq="1")
+    assert list(encoder().messages(record)) == list(encoder().messages(decoded))

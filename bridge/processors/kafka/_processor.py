@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException
 
 from bridge.processors.api import Batch, EndReason, LeaseLostError, Processor, ProcessorFactory
-from bridge.processors.kafka._envelope import EnvelopeEncoder, Headers
+from bridge.processors.kafka._envelope import EnvelopeEncoder, Headers, Message
 from bridge.processors.kafka._errors import (
     KafkaDeliveryError,
     KafkaStartupError,
@@ -35,8 +35,14 @@ log = structlog.get_logger("bridge.processor.kafka")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 DEFAULT_MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's default message.max.bytes
 
-Outgoing = tuple["ChangeRecord", bytes, bytes | None, Headers]
-"""A message ready to produce, with the change it carries."""
+
+@dataclass
+class Encoded:
+    """The messages of a batch, ready to produce, and the changes they carry."""
+
+    messages: list[Message] = field(default_factory=list)
+    records: list[ChangeRecord] = field(default_factory=list)
+    """``records[i]`` is the change ``messages[i]`` carries (a tombstone: its REMOVE)."""
 
 
 _HEADERS_FIT = 4096  # bridge's four headers always fit in this; counted only near the limit
@@ -129,17 +135,26 @@ class KafkaProcessorFactory(ProcessorFactory):
             raise RuntimeError("KafkaProcessorFactory.open() was not called, or it was closed")
         return self._session
 
-    def encode(self, records: Sequence[ChangeRecord]) -> list[Outgoing]:
+    def encode(self, records: Sequence[ChangeRecord]) -> Encoded:
         """Every message of the records, or MessageTooLargeError naming the first too large."""
         limit = self.max_message_bytes
-        out: list[Outgoing] = []
+        envelope = self.encoder.envelope
+        tombstones = self.encoder.tombstones
+        out = Encoded()
+        messages = out.messages
+        owners = out.records
         for record in records:
-            for key, value, headers in self.encoder.messages(record):
-                size = len(key) + len(value or b"")
-                # librdkafka counts framing on top of this, so it refuses at least these.
-                if size > limit - _HEADERS_FIT and size + _headers_size(headers) > limit:
-                    raise self._too_large(record, f"{size + _headers_size(headers)} bytes")
-                out.append((record, key, value, headers))
+            message = key, value, headers = envelope(record)
+            size = len(key) + len(value)
+            # librdkafka counts framing on top of this, so it refuses at least these.
+            if size > limit - _HEADERS_FIT and size + _headers_size(headers) > limit:
+                raise self._too_large(record, f"{size + _headers_size(headers)} bytes")
+            messages.append(message)
+            owners.append(record)
+            if tombstones and record.event == "REMOVE":
+                # Same key, null value: log compaction then drops the item, as with Debezium.
+                messages.append((key, None, headers))
+                owners.append(record)
         return out
 
     def _too_large(self, record: ChangeRecord, detail: str) -> MessageTooLargeError:
@@ -261,11 +276,11 @@ class KafkaProcessor(Processor):
         factory = self.factory
         # The whole batch is encoded first: a change that cannot become a message fails the
         # batch before any of it is sent, so retrying it does not repeat the changes before.
-        messages = factory.encode(batch.records)
+        encoded = factory.encode(batch.records)
         session = factory.session
         pending = PendingBatch(session.loop)
         try:
-            await self._queue(session, pending, messages)
+            await self._queue(session, pending, encoded)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -283,19 +298,16 @@ class KafkaProcessor(Processor):
         self.factory.stats.failed += outcome.failed
         return outcome
 
-    async def _queue(
-        self, session: ProducerSession, pending: PendingBatch, messages: list[Outgoing]
-    ) -> None:
+    async def _queue(self, session: ProducerSession, pending: PendingBatch, out: Encoded) -> None:
         topic = self.factory.topic
-        for record, key, value, headers in messages:
-            while True:
-                try:
-                    queued = session.try_produce(topic, key, value, headers, pending)
-                except KafkaException as exc:
-                    raise self.factory.refused(session, exc.args[0], record) from None
-                if queued:
-                    break
-                await session.wait_for_room()  # a full queue is backpressure, not loss
+        while True:
+            try:
+                if session.send(topic, out.messages, pending):
+                    return
+            except KafkaException as exc:
+                record = out.records[pending.sent]
+                raise self.factory.refused(session, exc.args[0], record) from None
+            await session.wait_for_room()  # a full queue is backpressure, not loss
 
     async def end(self, reason: EndReason) -> None:
         # process() returns only when its batch is acknowledged, so nothing of this shard is
