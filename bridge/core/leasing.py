@@ -18,6 +18,19 @@ from bridge.core.positions import SHARD_END
 
 
 @dataclass(frozen=True)
+class LagReading:
+    """How far behind its stream the owner's reading of a shard was, and when it measured it.
+
+    Written by the owner along with its renewals and checkpoints, for ``bridge status`` only:
+    ``measured_at_ms`` is the owner's wall clock (epoch ms), so its age as seen from another
+    machine is off by the clock skew between the two, never used to judge expiry.
+    """
+
+    lag_ms: int
+    measured_at_ms: int
+
+
+@dataclass(frozen=True)
 class Lease:
     """One row of the lease table: a shard, who holds it, and how far it was read."""
 
@@ -28,6 +41,8 @@ class Lease:
     parents: frozenset[str] = frozenset()
     children: frozenset[str] = frozenset()
     owner_switches: int = 0
+    lag: LagReading | None = None
+    """The owner's last lag reading; renewals and checkpoints write it when set."""
 
     @property
     def finished(self) -> bool:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import structlog
 from botocore.exceptions import ClientError
 
-from bridge.core.leasing import Lease
+from bridge.core.leasing import LagReading, Lease
 from bridge.processors.api import LeaseLostError
 
 log = structlog.get_logger("bridge.leases")
@@ -26,6 +26,9 @@ SUB_SEQUENCE = "checkpointSubSequenceNumber"
 OWNER_SWITCHES = "ownerSwitchesSinceCheckpoint"
 PARENTS = "parentShardId"
 CHILDREN = "childShardIds"
+# Our own, for `bridge status`: the owner's lag reading, written with renewals and checkpoints.
+LAG_MS = "bridgeLagMs"
+LAG_AT_MS = "bridgeLagAtMs"
 
 
 class LeaseConflictError(Exception):
@@ -148,33 +151,38 @@ class DynamoLeaseStore:
         return _from_item(taken)
 
     async def renew(self, lease: Lease) -> Lease:
+        """Move the counter on; the lease's lag reading, if any, rides along in the same write."""
+        names = {"#o": OWNER, "#n": COUNTER}
+        values = {":one": {"N": "1"}, ":n": {"N": str(lease.counter)}, ":me": _owner(lease)}
         await self._update(
             lease.key,
-            "SET #n = #n + :one",
-            {"#o": OWNER, "#n": COUNTER},
-            {":one": {"N": "1"}, ":n": {"N": str(lease.counter)}, ":me": _owner(lease)},
+            "SET #n = #n + :one" + _set_lag(lease, names, values),
+            names,
+            values,
             "#n = :n AND #o = :me",
             conflict=LeaseLostError,
         )
         return replace(lease, counter=lease.counter + 1)
 
     async def checkpoint(self, lease: Lease, checkpoint: str) -> Lease:
+        names = {
+            "#o": OWNER,
+            "#n": COUNTER,
+            "#c": CHECKPOINT,
+            "#s": OWNER_SWITCHES,
+            "#sub": SUB_SEQUENCE,
+        }
+        values = {
+            ":c": {"S": checkpoint},
+            ":zero": {"N": "0"},
+            ":n": {"N": str(lease.counter)},
+            ":me": _owner(lease),
+        }
         await self._update(
             lease.key,
-            "SET #c = :c, #s = :zero, #sub = :zero",
-            {
-                "#o": OWNER,
-                "#n": COUNTER,
-                "#c": CHECKPOINT,
-                "#s": OWNER_SWITCHES,
-                "#sub": SUB_SEQUENCE,
-            },
-            {
-                ":c": {"S": checkpoint},
-                ":zero": {"N": "0"},
-                ":n": {"N": str(lease.counter)},
-                ":me": _owner(lease),
-            },
+            "SET #c = :c, #s = :zero, #sub = :zero" + _set_lag(lease, names, values),
+            names,
+            values,
             "#n = :n AND #o = :me",
             conflict=LeaseLostError,
         )
@@ -248,6 +256,23 @@ def _owner(lease: Lease) -> dict[str, str]:
     return {"S": lease.owner}
 
 
+def _set_lag(lease: Lease, names: dict[str, str], values: dict[str, Any]) -> str:
+    """The SET clauses (after a comma) that write the lease's lag reading; "" without one."""
+    if lease.lag is None:
+        return ""
+    names.update({"#lag": LAG_MS, "#lagat": LAG_AT_MS})
+    values[":lag"] = {"N": str(lease.lag.lag_ms)}
+    values[":lagat"] = {"N": str(lease.lag.measured_at_ms)}
+    return ", #lag = :lag, #lagat = :lagat"
+
+
+def _lag(item: dict[str, Any]) -> LagReading | None:
+    lag, measured_at = item.get(LAG_MS, {}).get("N"), item.get(LAG_AT_MS, {}).get("N")
+    if lag is None or measured_at is None:
+        return None
+    return LagReading(lag_ms=round(float(lag)), measured_at_ms=round(float(measured_at)))
+
+
 def _strings(item: dict[str, Any], name: str) -> frozenset[str]:
     value = item.get(name)
     if not value:
@@ -266,4 +291,5 @@ def _from_item(item: dict[str, Any]) -> Lease:
         parents=_strings(item, PARENTS),
         children=_strings(item, CHILDREN),
         owner_switches=int(item.get(OWNER_SWITCHES, {"N": "0"})["N"]),
+        lag=_lag(item),
     )

@@ -67,13 +67,15 @@ class MemoryLeaseStore:
     async def renew(self, lease: Lease) -> Lease:
         self._enter("renew")
         row = self._owned(lease)
-        self.rows[lease.key] = replace(row, counter=row.counter + 1)
+        self.rows[lease.key] = replace(row, counter=row.counter + 1, lag=lease.lag or row.lag)
         return replace(lease, counter=row.counter + 1)
 
     async def checkpoint(self, lease: Lease, checkpoint: str) -> Lease:
         self._enter("checkpoint")
         row = self._owned(lease)
-        self.rows[lease.key] = replace(row, checkpoint=checkpoint, owner_switches=0)
+        self.rows[lease.key] = replace(
+            row, checkpoint=checkpoint, owner_switches=0, lag=lease.lag or row.lag
+        )
         return replace(lease, checkpoint=checkpoint, owner_switches=0)
 
     async def release(self, lease: Lease) -> None:

@@ -11,12 +11,13 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 import structlog
 
 from bridge.core.backoff import Backoff, PollPacer
+from bridge.core.leasing import LagReading
 from bridge.core.lineage import ShardLifecycle
 from bridge.core.positions import (
     SHARD_END,
@@ -188,6 +189,7 @@ class ShardConsumer:
         else:
             self.lag_ms = 0.0
             await self._at_tip()
+        self._report_lag()
         if page.next_iterator is not None:
             await self._wait(self.pacer.after_read(len(page.records)))
         elif self._lost_after is not None:
@@ -210,6 +212,12 @@ class ShardConsumer:
         self.lag_ms = max(0.0, (now - records[-1].approximate_creation_time.timestamp()) * 1000)
         if self.settings.roundtrip_attribute:
             self._observe_roundtrip(records, now)
+
+    def _report_lag(self) -> None:
+        """Put the lag on the held lease: the next renewal or checkpoint writes it to the lease
+        table (no write of its own), where ``bridge status`` reads it from any machine."""
+        reading = LagReading(lag_ms=round(self.lag_ms), measured_at_ms=round(time.time() * 1000))
+        self.holder.lease = replace(self.holder.lease, lag=reading)
 
     def _observe_roundtrip(self, records: list[ChangeRecord], now: float) -> None:
         attribute = self.settings.roundtrip_attribute

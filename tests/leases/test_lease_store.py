@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import aioboto3
 import pytest
 
+from bridge.core.leasing import LagReading
 from bridge.leases.store import DynamoLeaseStore, LeaseConflictError, LeaseStore
 from bridge.local.processes import MotoServer
 from bridge.processors.api import LeaseLostError
@@ -78,6 +80,41 @@ async def test_stale_counter_is_fenced(store: LeaseStore) -> None:
     (final,) = await store.list_leases()
     assert final.owner == "w2"
     assert final.checkpoint is None
+
+
+async def test_renewals_and_checkpoints_carry_the_owners_lag_reading(store: LeaseStore) -> None:
+    """The lag rides along in writes the lease needs anyway, for ``bridge status`` to read."""
+    await store.create_lease("s", frozenset())
+    (free,) = await store.list_leases()
+    assert free.lag is None
+    mine = await store.take(free, "w1")
+    mine = await store.renew(replace(mine, lag=LagReading(lag_ms=1200, measured_at_ms=1_000)))
+    (seen,) = await store.list_leases()
+    assert seen.lag == LagReading(lag_ms=1200, measured_at_ms=1_000)
+    assert seen.counter == mine.counter
+
+    mine = await store.checkpoint(replace(mine, lag=LagReading(0, 2_000)), "100")
+    (seen,) = await store.list_leases()
+    assert (seen.checkpoint, seen.lag) == ("100", LagReading(0, 2_000))
+
+    mine = await store.renew(replace(mine, lag=None))  # no reading: the last one stays
+    (seen,) = await store.list_leases()
+    assert seen.lag == LagReading(0, 2_000)
+
+
+async def test_a_fenced_off_owner_writes_no_lag(store: LeaseStore) -> None:
+    await store.create_lease("s", frozenset())
+    (free,) = await store.list_leases()
+    stale = await store.take(free, "w1")
+    (current,) = await store.list_leases()
+    await store.take(current, "w2")
+    late = replace(stale, lag=LagReading(lag_ms=99, measured_at_ms=5_000))
+    with pytest.raises(LeaseLostError):
+        await store.renew(late)
+    with pytest.raises(LeaseLostError):
+        await store.checkpoint(late, "200")
+    (final,) = await store.list_leases()
+    assert (final.owner, final.lag, final.checkpoint) == ("w2", None, None)
 
 
 async def test_two_takes_of_one_lease_only_one_wins(store: LeaseStore) -> None:
