@@ -48,8 +48,8 @@ class SnapshotObject(BaseModel):
     """Bytes of the SQLite file once decompressed."""
 
 
-class Manifest(BaseModel):
-    """The manifest JSON uploaded beside each snapshot."""
+class ManifestBase(BaseModel):
+    """What every manifest carries, whatever the replica's source."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -59,16 +59,43 @@ class Manifest(BaseModel):
     created_ms: int
     created: str
     """``created_ms`` as ISO 8601 (UTC), for people."""
-    source: SnapshotSource
-    offsets: dict[int, int]
-    """The last offset applied per partition: the copy resumes each at ``offset + 1``."""
     watermark_ms: int | None
-    """The oldest partition's newest applied message time (Kafka timestamp, epoch ms)."""
+    """The oldest position's newest applied change time (epoch ms)."""
     schema_version: int
-    """The replica file's layout version (``bridge.replica``'s ``SCHEMA_VERSION``)."""
+    """The file's layout version (``PRAGMA user_version``)."""
     items: int = Field(ge=0)
     object: SnapshotObject
     bridge_version: str
+
+
+class Manifest(ManifestBase):
+    """The manifest of a ``bridge replica`` snapshot (a Kafka topic's replica)."""
+
+    source: SnapshotSource
+    offsets: dict[int, int]
+    """The last offset applied per partition: the copy resumes each at ``offset + 1``."""
+
+
+class StreamSnapshotSource(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["dynamodb_stream"] = "dynamodb_stream"
+    table: str
+    """The DynamoDB table whose stream the replica reads."""
+    stream_arn: str
+    """The stream the checkpoints belong to: a table whose stream was replaced (disabled and
+    enabled again) has other shards, and the checkpoints mean nothing there."""
+    replica_table: str
+    """The table's name inside the SQLite file."""
+
+
+class StreamManifest(ManifestBase):
+    """The manifest of a SQLite processor's snapshot (a DynamoDB stream's replica)."""
+
+    source: StreamSnapshotSource
+    checkpoints: dict[str, str]
+    """Per shard: the last sequence number applied, or ``SHARD_END`` for a shard read to its
+    end. The copy resumes each after it."""
 
 
 def snapshot_base(prefix: str, app: str, created: datetime) -> tuple[str, str]:

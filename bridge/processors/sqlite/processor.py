@@ -13,7 +13,7 @@ import base64
 import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,9 +21,11 @@ from typing import Any, TypeVar
 import aioboto3
 import orjson
 import structlog
+from pydantic import ValidationError
 
 from bridge.aws import client_kwargs
 from bridge.config import SourceConfig
+from bridge.core.positions import SHARD_END
 from bridge.plain_json import image_json
 from bridge.processors.api import Batch, EndReason, Processor, ProcessorFactory, ShardContext
 from bridge.processors.sqlite.bootstrap import (
@@ -35,8 +37,16 @@ from bridge.processors.sqlite.bootstrap import (
     replica_table,
 )
 from bridge.processors.sqlite.readiness import ReadinessTracker
-from bridge.processors.sqlite.schema import BOOKKEEPING, CHECKPOINT, STATUS, ReplicaTable
+from bridge.processors.sqlite.schema import (
+    BOOKKEEPING,
+    CHECKPOINT,
+    SCHEMA_VERSION,
+    STATUS,
+    ReplicaTable,
+)
+from bridge.processors.sqlite.snapshots import SqliteSnapshots, check_parents_read
 from bridge.records import ChangeRecord
+from bridge.snapshots import SnapshotsConfig, StreamManifest
 
 log = structlog.get_logger("bridge.processor.sqlite")
 
@@ -51,7 +61,8 @@ class SqliteProcessorFactory(ProcessorFactory):
     """Options: ``path`` (the file), ``table`` (the replica table's name; default the source
     table's), ``key_order`` (primary-key column order; default as the stream lists the
     keys), ``journal_mode`` (``wal``), ``synchronous`` (``normal``; ``full`` to survive power
-    loss, not just a crash), ``ready_lag`` and ``stall_after`` in seconds."""
+    loss, not just a crash), ``ready_lag`` and ``stall_after`` in seconds, ``snapshots``
+    (the same section as ``bridge replica``'s: docs/sqlite.md)."""
 
     def __init__(
         self,
@@ -69,6 +80,8 @@ class SqliteProcessorFactory(ProcessorFactory):
         retention: float = 24 * 3600.0,
         start: str = "trim_horizon",
         source: SourceConfig | None = None,
+        app: str | None = None,
+        snapshots: Mapping[str, Any] | None = None,
     ) -> None:
         self.path = Path(path)
         self.table_name = table
@@ -85,24 +98,44 @@ class SqliteProcessorFactory(ProcessorFactory):
         )
         self.cutoff_ms: int | None = None
         """Changes older than this are in the bootstrap scan already and are skipped."""
+        self.stream_arn: str | None = None
+        """The stream the shards are read from (known once the first shard started)."""
+        self.snapshots = _snapshots(
+            snapshots,
+            app=app,
+            path=self.path,
+            source=source,
+            replica_table=table,
+            retention=retention,
+            start=start,
+        )
+        self.restored: StreamManifest | None = None
+        """The snapshot this replica was restored from at this start, if any."""
         self._db: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._status_task: asyncio.Task[None] | None = None
+        self._snapshot_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        if self.snapshots is not None and self.snapshots.restore_wanted():
+            self.restored = await self.snapshots.cold_start()
         await self._call(self._open_db)
         self._status_task = asyncio.create_task(self._publish_status(), name="sqlite-status")
         log.info("replica open", path=str(self.path), table=self.table_name)
         state = await self._call(self._bootstrap_state)
-        if state is None and await self._wants_bootstrap():
+        if state is None and self.restored is None and await self._wants_bootstrap():
             state = await self._run_bootstrap()
         elif state is not None and not state.done:
             state = await self._run_bootstrap()  # resume the scan a crash interrupted
         if state is not None:
             self.cutoff_ms = state.cutoff_ms
+        if self.snapshots is not None and self.snapshots.settings.interval.total_seconds() > 0:
+            self._snapshot_task = asyncio.create_task(
+                self.snapshots.run_every_interval(self.take_snapshot), name="sqlite-snapshots"
+            )
 
     async def _wants_bootstrap(self) -> bool:
         if self.start == "bootstrap":
@@ -147,10 +180,13 @@ class SqliteProcessorFactory(ProcessorFactory):
         return bool(row[0])
 
     async def close(self) -> None:
-        if self._status_task is not None:
-            self._status_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._status_task
+        for task in (self._snapshot_task, self._status_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.snapshots is not None:
+            self.snapshots.close()
         if self._db is not None:
             await self._call(self._write_status, False, "stopped")
             await self._call(self._db.close)
@@ -160,6 +196,32 @@ class SqliteProcessorFactory(ProcessorFactory):
 
     def create(self, shard_id: str) -> Processor:
         return SqliteProcessor(self, shard_id)
+
+    async def take_snapshot(self) -> StreamManifest | None:
+        """Copy, upload and expire now (``snapshots`` needed); None while bootstrapping,
+        before the first shard started, or when nothing was applied since the last one."""
+        if self.snapshots is None:
+            raise RuntimeError("take_snapshot needs processor.options.snapshots")
+        if self.readiness.phase != "streaming" or self.stream_arn is None:
+            return None
+        checkpoints = await self._call(self._all_checkpoints)
+        on_writer = None if self.journal_mode == "wal" else self._copy_on_writer
+        return await self.snapshots.take(self.stream_arn, checkpoints, on_writer)
+
+    async def check_parents(self, shard_id: str, parents: Iterable[str]) -> None:
+        """After a restore: refuse to read a shard whose parent the lease table finished
+        after the snapshot was taken (``LeasesAheadOfSnapshotError``)."""
+        if self.restored is not None:
+            stored = {parent: await self.checkpoint_of(parent) for parent in parents}
+            check_parents_read(shard_id, stored, self.restored)
+
+    async def _copy_on_writer(self, target: Path) -> None:
+        await self._call(self._copy_into, target)
+
+    async def shard_ended(self, shard_id: str) -> None:
+        """Record that a shard was read to its end: a snapshot then knows it needs nothing
+        more from it, even once the shard has left the stream."""
+        await self._call(self._write_checkpoint, shard_id, SHARD_END)
 
     # -- called by the shard processors ----------------------------------------------------
 
@@ -188,7 +250,14 @@ class SqliteProcessorFactory(ProcessorFactory):
         db.execute(f"PRAGMA journal_mode={self.journal_mode}")
         db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute("PRAGMA busy_timeout=5000")
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version not in (0, SCHEMA_VERSION):
+            db.close()
+            raise ReplicaSchemaError(
+                f"{self.path} has layout version {version}, this bridge uses {SCHEMA_VERSION}"
+            )
         db.executescript(BOOKKEEPING)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         row = db.execute(
             "SELECT key_columns FROM _bridge_tables WHERE name = ?", (self.table_name,)
         ).fetchone()
@@ -261,6 +330,16 @@ class SqliteProcessorFactory(ProcessorFactory):
             db.execute("ROLLBACK")
             raise
 
+    def _all_checkpoints(self) -> dict[str, str]:
+        rows = self._connection().execute("SELECT shard_id, checkpoint FROM _bridge_checkpoints")
+        return {str(shard): str(checkpoint) for shard, checkpoint in rows}
+
+    def _write_checkpoint(self, shard_id: str, checkpoint: str) -> None:
+        self._connection().execute(CHECKPOINT, (shard_id, checkpoint, int(time.time() * 1000)))
+
+    def _copy_into(self, target: Path) -> None:
+        self._connection().execute("VACUUM INTO ?", (str(target),))
+
     def _read_checkpoint(self, shard_id: str) -> str | None:
         assert self._db is not None
         row = self._db.execute(
@@ -325,6 +404,9 @@ class SqliteProcessor(Processor):
 
     async def start(self, context: ShardContext) -> str | None:
         self.context = context
+        if context is not None:  # the stream a snapshot's checkpoints belong to
+            self.factory.stream_arn = context.stream_arn
+            await self.factory.check_parents(self.shard_id, context.parent_shard_ids)
         self.factory.readiness.started(self.shard_id, time.monotonic())
         own = await self.factory.checkpoint_of(self.shard_id)
         if own is not None or self.factory.start == "latest":
@@ -341,6 +423,43 @@ class SqliteProcessor(Processor):
         self.factory.readiness.caught_up(self.shard_id, time.monotonic())
 
     async def end(self, reason: EndReason) -> None:
+        if reason is EndReason.SHARD_END:
+            await self.factory.shard_ended(self.shard_id)
         self.factory.readiness.ended(
             self.shard_id, time.monotonic(), shard_end=reason is EndReason.SHARD_END
         )
+
+
+def _snapshots(
+    options: Mapping[str, Any] | None,
+    *,
+    app: str | None,
+    path: Path,
+    source: SourceConfig | None,
+    replica_table: str,
+    retention: float,
+    start: str,
+) -> SqliteSnapshots | None:
+    """``processor.options.snapshots`` checked now: a bad key fails the start (exit 2)."""
+    if options is None:
+        return None
+    try:
+        settings = SnapshotsConfig.model_validate(dict(options))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"snapshots.{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise TypeError(problems) from None
+    if app is None:
+        raise TypeError("snapshots need the app's name (run it through bridge)")
+    return SqliteSnapshots(
+        settings,
+        app=app,
+        path=path,
+        source=source,
+        source_table=source.table if source is not None else replica_table,
+        replica_table=replica_table,
+        retention=retention,
+        start=start,
+    )

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 COLUMN_TYPES = {"S": "TEXT", "N": "NUMERIC", "B": "BLOB"}
 
+SCHEMA_VERSION = 1
+"""The layout's version, kept in ``PRAGMA user_version``: a snapshot of another is refused."""
+
 BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS _bridge_checkpoints (
     shard_id TEXT PRIMARY KEY,
