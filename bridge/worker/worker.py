@@ -122,7 +122,13 @@ class Worker:
         self.stream_arn = stream_arn
         await self.store.ensure_table()
         await self.membership.start()
-        await self.factory.open()
+        try:
+            await self.factory.open()
+        except BaseException:
+            # Leave at once: holding the leader lock and a heartbeat row while failing to start
+            # would make the others wait out their expiry.
+            await self.membership.leave()
+            raise
         self._log.info("worker started", stream=stream_arn)
         drained = asyncio.Event()
         try:
