@@ -1,0 +1,319 @@
+"""Latency and delivery gaps while workers die, stop and restart, under continuous writes.
+
+Three ``bridge run`` workers share a stream of 6 shards. Writes run throughout; a consumer
+records every change's latency. Then, in turn: one worker is SIGKILLed (its leases expire
+after ``lease_duration`` and are taken), a replacement joins; one is SIGTERMed (it drains,
+checkpoints and releases its leases, which others take at once), a replacement joins; and a
+rolling restart replaces all three, one at a time (new one started, then the old one
+SIGTERMed, as a Kubernetes Deployment does).
+
+The *delivery gap* of a shard is the longest time between two consecutive arrivals of its
+changes in an event's window: with changes arriving every ~100 ms per shard, a gap is how long
+the shard went unread. Failover time (SIGKILL) and handoff time (SIGTERM) are the longest
+gap over the shards the stopped worker held.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from benchlib import machine, plots
+from benchlib.cluster import BRIDGE, BenchWorker, Coordination
+from benchlib.rig import Rig, warm_up
+from benchlib.stats import summary
+from benchlib.traffic import Arrival, ArrivalRecorder, now_ms, write_at_rate
+
+NAME = "disruption"
+SHARDS = 6
+
+
+def settings(quick: bool) -> dict[str, Any]:
+    if quick:
+        return {
+            "rate": 60,
+            "lease_duration": 4.0,
+            "take_interval": 0.5,
+            "settle": 2.0,
+            "baseline": 4.0,
+        }
+    return {
+        "rate": 100,
+        "lease_duration": 10.0,
+        "take_interval": 2.0,
+        "settle": 5.0,
+        "baseline": 10.0,
+    }
+
+
+class Scenario:
+    def __init__(self, rig: Rig, conf: dict[str, Any]) -> None:
+        self.rig = rig
+        self.conf = conf
+        self.table = rig.new_table("disrupt")
+        self.app = f"app-{self.table}"
+        coordination = Coordination(
+            lease_duration=conf["lease_duration"],
+            take_interval=conf["take_interval"],
+            shard_sync_interval=60,
+        )
+        self.config = rig.config(self.app, self.table, BRIDGE, coordination)
+        self.live: list[BenchWorker] = []
+        self.events: list[dict[str, Any]] = []
+        self._names = 0
+
+    def start(self) -> BenchWorker:
+        self._names += 1
+        worker = self.rig.start_worker(f"w{self._names}", self.config)
+        self.live.append(worker)
+        return worker
+
+    def owners(self) -> dict[str, str | None]:
+        """Unfinished lease -> owner, read consistently from the lease table."""
+        items = self.rig.ddb.scan(TableName=f"{self.app}-leases", ConsistentRead=True)["Items"]
+        return {
+            item["leaseKey"]["S"]: item.get("leaseOwner", {}).get("S")
+            for item in items
+            if item.get("checkpoint", {}).get("S") != "SHARD_END"
+        }
+
+    def wait_balanced(self, timeout: float = 120.0) -> float:
+        """Every lease held by a live worker, shares within one; returns the seconds taken."""
+        started = time.monotonic()
+        names = {w.name for w in self.live}
+        while True:
+            owners = self.owners()
+            loads = [sum(1 for o in owners.values() if o == n) for n in names]
+            if (
+                len(owners) == SHARDS
+                and all(o in names for o in owners.values())
+                and max(loads) - min(loads) <= 1
+            ):
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"not balanced after {timeout}s: {owners}")
+            time.sleep(0.2)
+
+    def mark(self, kind: str, worker: BenchWorker, shards: list[str] | None = None) -> None:
+        self.events.append(
+            {"kind": kind, "worker": worker.name, "at_ms": now_ms(), "shards": shards or []}
+        )
+        print(f"  {kind} {worker.name} (held {len(shards or [])} shards)", flush=True)
+
+    def held_by(self, worker: BenchWorker) -> list[str]:
+        return sorted(k for k, o in self.owners().items() if o == worker.name)
+
+    def kill(self, worker: BenchWorker) -> None:
+        self.mark("SIGKILL", worker, self.held_by(worker))
+        worker.kill()
+        self.live.remove(worker)
+
+    def terminate(self, worker: BenchWorker, kind: str = "SIGTERM") -> None:
+        self.mark(kind, worker, self.held_by(worker))
+        worker.terminate()
+        worker.wait(60)
+        self.live.remove(worker)
+
+
+def run(quick: bool, out: Path, work: Path) -> dict[str, Any]:
+    conf = settings(quick)
+    started = time.monotonic()
+    with Rig(work / NAME, shards=SHARDS) as rig:
+        scenario = Scenario(rig, conf)
+        for _ in range(3):
+            scenario.start()
+        stop = threading.Event()
+        with ArrivalRecorder(rig.broker.bootstrap_servers, [scenario.table]) as arrivals:
+            warm_up(rig, arrivals, {"bridge": scenario.table}, {"bridge": scenario.live[0]}, 24)
+            scenario.wait_balanced()
+            writer_result: list[Any] = []
+            writer = threading.Thread(
+                target=lambda: writer_result.append(
+                    write_at_rate(rig.ddb, scenario.table, "d", conf["rate"], 3600, stop)
+                ),
+                daemon=True,
+            )
+            t0 = now_ms()
+            writer.start()
+            time.sleep(conf["baseline"])
+            timeline(scenario, conf)
+            stop.set()
+            writer.join(60)
+            written = writer_result[0].written if writer_result else 0
+            arrivals.wait_for(scenario.table, "d", written, timeout=60)
+            samples = [a for a in arrivals.snapshot() if a.phase == "d"]
+            duplicates = arrivals.duplicates
+    result = analyse(samples, scenario.events, t0, conf)
+    result.update(
+        {
+            "quick": quick,
+            "settings": {**conf, "shards": SHARDS, "workers": 3},
+            "written": written,
+            "arrived": len(samples),
+            "duplicates": duplicates,
+            "wall_seconds": round(time.monotonic() - started, 1),
+            "machine": machine.machine_info(),
+        }
+    )
+    print_table(result)
+    plot(samples, scenario.events, t0, result, out / f"{NAME}.png")
+    machine.save(out, NAME, result)
+    return result
+
+
+def timeline(scenario: Scenario, conf: dict[str, Any]) -> None:
+    settle = conf["settle"]
+    scenario.kill(scenario.live[0])
+    scenario.wait_balanced()
+    time.sleep(settle)
+    scenario.mark("join", scenario.start())
+    scenario.wait_balanced()
+    time.sleep(settle)
+    scenario.terminate(scenario.live[0])
+    scenario.wait_balanced()
+    time.sleep(settle)
+    scenario.mark("join", scenario.start())
+    scenario.wait_balanced()
+    time.sleep(settle)
+    for old in list(scenario.live):
+        new = scenario.start()
+        new.metrics_port()  # up and serving before the old one goes
+        scenario.mark("rolling: new", new)
+        scenario.terminate(old, "rolling: SIGTERM")
+        scenario.wait_balanced()
+    time.sleep(settle)
+
+
+def gaps_by_shard(samples: list[Arrival], start_ms: float, end_ms: float) -> dict[str, float]:
+    """Per shard, the longest time between consecutive arrivals around [start, end]."""
+    arrivals: dict[str, list[float]] = defaultdict(list)
+    for a in samples:
+        arrivals[a.shard].append(a.arrived_ms)
+    out = {}
+    for shard, times in arrivals.items():
+        times.sort()
+        before = [t for t in times if t <= start_ms][-1:]
+        inside = [t for t in times if start_ms < t <= end_ms]
+        after = [t for t in times if t > end_ms][:1]
+        points = before + inside + after
+        out[shard] = max((b - a for a, b in itertools.pairwise(points)), default=0.0)
+    return out
+
+
+def analyse(
+    samples: list[Arrival], events: list[dict[str, Any]], t0: float, conf: dict[str, Any]
+) -> dict[str, Any]:
+    first_event = events[0]["at_ms"]
+    # Up to the first event, less the last 2 s: changes written just before a SIGKILL wait
+    # for the failover, and belong to it.
+    baseline = [a.latency_ms for a in samples if a.written_ms < first_event - 2000]
+    windows = []
+    ends = [e["at_ms"] for e in events[1:]] + [max(a.arrived_ms for a in samples)]
+    groups: list[tuple[str, float, float, list[str]]] = []
+    rolling = [e for e in events if e["kind"].startswith("rolling")]
+    for event, end in zip(events, ends, strict=True):
+        if event["kind"] in ("SIGKILL", "SIGTERM"):
+            groups.append((event["kind"], event["at_ms"], end, event["shards"]))
+    if rolling:
+        rolling_end = ends[events.index(rolling[-1])]
+        shards = sorted({s for e in rolling for s in e["shards"]})
+        groups.append(("rolling restart", rolling[0]["at_ms"], rolling_end, shards))
+    for kind, start, end, shards in groups:
+        gaps = gaps_by_shard(samples, start, end)
+        held = {s: round(gaps.get(s, 0.0)) for s in shards}
+        latency = summary([a.latency_ms for a in samples if start <= a.written_ms < end])
+        windows.append(
+            {
+                "event": kind,
+                "at_s": round((start - t0) / 1000, 1),
+                "window_s": round((end - start) / 1000, 1),
+                "affected_shards": len(shards),
+                "max_gap_ms": max(held.values(), default=0),
+                "gap_ms_by_shard": held,
+                "other_shards_max_gap_ms": round(
+                    max((g for s, g in gaps.items() if s not in shards), default=0.0)
+                ),
+                "latency": latency,
+            }
+        )
+    by = {w["event"]: w for w in windows}
+    return {
+        "baseline_latency": summary(baseline),
+        "windows": windows,
+        "failover_after_sigkill_s": round(by["SIGKILL"]["max_gap_ms"] / 1000, 2),
+        "handoff_after_sigterm_s": round(by["SIGTERM"]["max_gap_ms"] / 1000, 2),
+        "rolling_restart_max_gap_s": round(by["rolling restart"]["max_gap_ms"] / 1000, 2),
+        "events": [{**e, "at_s": round((e["at_ms"] - t0) / 1000, 2)} for e in events],
+        "kcl_defaults": {
+            "failover_s": 10.0,
+            "note": "KCL: failover after the 10 s lease "
+            "expires (failoverTimeMillis); leases are not released on shutdown by "
+            "default, so a graceful stop also waits for expiry",
+        },
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    base = result["baseline_latency"]
+    print(
+        f"baseline: p50 {base.get('p50_ms')} ms, p99 {base.get('p99_ms')} ms, "
+        f"max {base.get('max_ms')} ms"
+    )
+    print(f"{'event':<18}{'shards':>7}{'max gap':>10}{'p99':>9}{'max':>9}  (ms)")
+    for w in result["windows"]:
+        lat = w["latency"]
+        print(
+            f"{w['event']:<18}{w['affected_shards']:>7}{w['max_gap_ms']:>10.0f}"
+            f"{lat.get('p99_ms', 0):>9.0f}{lat.get('max_ms', 0):>9.0f}"
+        )
+    print(
+        f"failover after SIGKILL {result['failover_after_sigkill_s']} s, handoff after "
+        f"SIGTERM {result['handoff_after_sigterm_s']} s (KCL defaults: 10 s and 10 s)"
+    )
+
+
+def plot(
+    samples: list[Arrival],
+    events: list[dict[str, Any]],
+    t0: float,
+    result: dict[str, Any],
+    path: Path,
+) -> None:
+    fig, axes = plots.figure(width=11.0, height=4.2)
+    ax = axes[0][0]
+    xs = [(a.written_ms - t0) / 1000 for a in samples]
+    ys = [a.latency_ms for a in samples]
+    ax.scatter(xs, ys, s=2, alpha=0.4, color=plots.COLOURS["bridge"], label="change latency")
+    colours = {
+        "SIGKILL": "red",
+        "SIGTERM": "purple",
+        "join": "green",
+        "rolling: new": "green",
+        "rolling: SIGTERM": "purple",
+    }
+    top = max(ys, default=1000)
+    for event in events:
+        x = (event["at_ms"] - t0) / 1000
+        ax.axvline(x, color=colours.get(event["kind"], "grey"), linestyle="--", linewidth=1)
+        if event["kind"] == "rolling: new":
+            continue  # the SIGTERM just after it carries the label
+        label = {"join": "+ {}", "rolling: SIGTERM": "rolling: TERM {}"}.get(
+            event["kind"], event["kind"].replace("SIG", "") + " {}"
+        )
+        ax.annotate(
+            label.format(event["worker"]), (x, top), rotation=90, fontsize=7, va="top", ha="right"
+        )
+    ax.set_xlabel("seconds since writes started (write time)")
+    ax.set_ylabel("write -> Kafka consumer (ms)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    plots.save(
+        fig,
+        path,
+        f"Latency through SIGKILL, SIGTERM and a rolling restart "
+        f"(lease {result['settings']['lease_duration']:g} s)",
+    )

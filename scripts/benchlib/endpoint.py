@@ -1,0 +1,70 @@
+"""A counting ``bridge local`` and a real Kafka broker, as child processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from bridge.local.endpoint import LocalEndpoint
+
+SCRIPTS = Path(__file__).resolve().parents[1]
+
+
+class CountedEndpoint(LocalEndpoint):
+    """``bridge local`` (same options as LocalEndpoint) that also counts every API call."""
+
+    name = "bench-local"
+
+    def command(self) -> Sequence[str]:
+        return [
+            sys.executable,
+            "-m",
+            "benchlib.counted_local",
+            "--port",
+            str(self.port),
+            *self.options,
+        ]
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SCRIPTS), env.get("PYTHONPATH")]))
+        return env
+
+    def counts(self) -> Counter[str]:
+        """Calls so far by ``"Operation table"`` (``"GetRecords"`` for Streams calls)."""
+        with urllib.request.urlopen(f"{self.endpoint_url}/_bench/counts", timeout=30) as answer:
+            return Counter(orjson.loads(answer.read()))
+
+
+def calls(before: Counter[str], after: Counter[str], operation: str, table: str = "") -> int:
+    """How many ``operation`` calls (on ``table``, or on any table) happened in between."""
+    total = 0
+    for key, value in after.items():
+        op, _, name = key.partition(" ")
+        if op == operation and (not table or name == table):
+            total += value - before.get(key, 0)
+    return total
+
+
+READ_OPERATIONS = ("GetItem", "Query", "Scan", "BatchGetItem", "DescribeTable")
+WRITE_OPERATIONS = (
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+    "CreateTable",
+)
+
+
+def table_calls(before: Counter[str], after: Counter[str], table: str) -> dict[str, int]:
+    """Read and write requests on one table in between (DescribeTable counts as a read)."""
+    reads = sum(calls(before, after, op, table) for op in READ_OPERATIONS)
+    writes = sum(calls(before, after, op, table) for op in WRITE_OPERATIONS)
+    return {"reads": reads, "writes": writes}
