@@ -10,6 +10,7 @@ lease is gone, even if it could not hear so from DynamoDB.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -53,6 +54,19 @@ class LeaseHolder:
     def ensure_valid(self) -> None:
         if not self.is_valid():
             raise LeaseLostError(f"lease {self.key} is no longer ours")
+
+    async def wait_lost(self) -> None:
+        """Return once the lease is lost: refused by DynamoDB, given up, or our own deadline
+        passed. The deadline is watched on its own because nothing else may report it in
+        time: a renewal stuck on a silent connection neither succeeds nor fails until its
+        socket times out, long after another worker may have taken the lease."""
+        while not self.lost.is_set():
+            remaining = self.valid_until - self.clock()
+            if remaining <= 0:
+                self._mark_lost("lease deadline passed without a successful renewal")
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.lost.wait(), remaining)
 
     async def renew(self) -> bool:
         """Renew once; False when the lease is lost (refused, or our deadline passed)."""

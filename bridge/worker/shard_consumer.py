@@ -109,7 +109,7 @@ class ShardConsumer:
     async def run(self) -> EndReason:
         reason = EndReason.FAILED
         try:
-            reason = await self._consume()
+            reason = await self._consume_while_owned()
         except (_Stopping, DeliveryInterruptedError):
             reason = EndReason.SHUTDOWN
         except asyncio.CancelledError:  # the drain timed out: the batch in hand is abandoned
@@ -130,6 +130,26 @@ class ShardConsumer:
             self.end_reason = reason
             await self._end(reason)
         return reason
+
+    async def _consume_while_owned(self) -> EndReason:
+        """``_consume``, cut short the moment the lease is lost, wherever it is: in a read, in the
+        processor, or waiting to poll. Checking the lease between steps is not enough when a
+        step hangs (a network partition): by the time it returns, another worker may have been
+        reading the shard for a while."""
+        consume = asyncio.create_task(self._consume(), name=f"consume-{self.shard_id}")
+        watch = asyncio.create_task(self.holder.wait_lost(), name=f"lease-{self.shard_id}")
+        try:
+            await asyncio.wait({consume, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if consume.done():
+                return consume.result()
+            consume.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await consume  # whatever it was doing is moot: the shard is not ours
+            raise LeaseLostError(f"lease {self.shard_id} lost while its records were handled")
+        finally:
+            for task in (watch, consume):
+                task.cancel()
+            await asyncio.gather(watch, consume, return_exceptions=True)
 
     async def _at_tip(self) -> None:
         try:

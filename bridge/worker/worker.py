@@ -174,9 +174,14 @@ class Worker:
                     task.cancel()
                 await asyncio.gather(*late, return_exceptions=True)
         # Stopped, not cancelled: a renewal cut off in flight could land unseen and make the
-        # release below (conditional on the counter) fail, leaving the lease to expire.
+        # release below (conditional on the counter) fail, leaving the lease to expire. But a
+        # renewal that hangs (the lease table unreachable) is not waited for past the lease
+        # duration: by then the leases are expired and there is nothing left to release.
         drained.set()
-        await renewer
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(renewer), self.lease_duration)
+        renewer.cancel()
+        await asyncio.gather(renewer, return_exceptions=True)
         await asyncio.gather(
             *(owned.holder.release() for owned in self.state.owned.values()),
             *self._releases,

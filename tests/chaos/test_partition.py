@@ -19,11 +19,6 @@ def wall(event: dict[str, object]) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="found by this scenario: the cut worker notices its lease deadline only when its "
-    "hung DynamoDB call returns (botocore timeout), tens of seconds after the others took over",
-    strict=False,
-)
 def test_worker_cut_off_from_dynamodb_gives_up_first(chaos: Callable[..., ChaosRun]) -> None:
     run = chaos("cut off from DynamoDB (kafka)", rotate_records=0, shards=6)
     app = run.kafka_app(after_delivery=0.1)
