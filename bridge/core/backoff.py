@@ -34,12 +34,16 @@ class Backoff:
 
 @dataclass
 class PollPacer:
-    """Poll again at once while reads return records; back off on empty reads.
+    """Poll again at once while a shard is behind; every ``interval`` while it keeps up; back
+    off on empty reads.
 
-    Idle shards are the common case on configuration tables, and each GetRecords call costs
-    money and shares a per-shard limit of five calls a second with every other reader, so an
-    idle shard slows from ``interval`` to ``idle_interval`` by doubling, and the first record
-    brings it straight back.
+    Each GetRecords call costs money and shares a per-shard limit of five calls a second with
+    every other reader. A shard that is behind (its read came back full, or its records are
+    old) is read again at once to catch up. A shard that keeps up gains nothing from reading
+    again the moment a read returned a few fresh records: the next ones do not exist yet, so
+    it waits ``interval`` (at most 1 / interval calls a second however busy it is). Idle
+    shards are the common case on configuration tables, so an idle shard slows from
+    ``interval`` to ``idle_interval`` by doubling, and the first record brings it back.
     """
 
     interval: float
@@ -53,11 +57,12 @@ class PollPacer:
                 f"(got interval={self.interval}, idle_interval={self.idle_interval})"
             )
 
-    def after_read(self, records: int) -> float:
-        """The pause before the next read, given how many records this read returned."""
+    def after_read(self, records: int, *, behind: bool = False) -> float:
+        """The pause before the next read, given how many records this read returned and
+        whether the shard is behind (more records are waiting)."""
         if records > 0:
             self._empty_reads = 0
-            return 0.0
+            return 0.0 if behind else self.interval
         self._empty_reads += 1
         if self.interval == 0:
             return 0.0

@@ -49,6 +49,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger("bridge.shard")
 
 
+# A read whose newest record is younger than this has caught up with the writes: the next
+# records do not exist yet, and reading again at once would only spend calls.
+_CAUGHT_UP_MS = 1000.0
+
+
 class _Stopping(Exception):
     """Shutdown was requested while waiting to retry; there is no batch in hand."""
 
@@ -211,7 +216,8 @@ class ShardConsumer:
             await self._at_tip()
         self._report_lag()
         if page.next_iterator is not None:
-            await self._wait(self.pacer.after_read(len(page.records)))
+            behind = len(page.records) >= self.settings.max_records or self.lag_ms > _CAUGHT_UP_MS
+            await self._wait(self.pacer.after_read(len(page.records), behind=behind))
         elif self._lost_after is not None:
             await self._count_lost_to_shard_end()
         return page.next_iterator

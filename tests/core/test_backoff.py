@@ -45,18 +45,24 @@ def test_backoff_rejects_nonsense() -> None:
         Backoff(0.0, 1.0)
 
 
-def test_pacer_polls_at_once_while_records_flow_and_slows_down_when_idle() -> None:
+def test_pacer_catches_up_at_once_keeps_pace_when_caught_up_and_slows_down_when_idle() -> None:
     pacer = PollPacer(interval=0.25, idle_interval=2.0)
-    assert pacer.after_read(10) == 0.0
+    assert pacer.after_read(1000, behind=True) == 0.0
+    assert pacer.after_read(10) == 0.25  # caught up: the next records are not written yet
     idle = [pacer.after_read(0) for _ in range(6)]
     assert idle == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0]
-    assert pacer.after_read(1) == 0.0
+    assert pacer.after_read(1) == 0.25
     assert pacer.after_read(0) == 0.25
 
 
-@given(reads=st.lists(st.integers(0, 3), max_size=200))
-def test_pacer_delay_is_bounded_by_the_idle_interval(reads: list[int]) -> None:
+@given(reads=st.lists(st.tuples(st.integers(0, 3), st.booleans()), max_size=200))
+def test_pacer_delay_is_bounded_and_never_below_the_interval_unless_behind(
+    reads: list[tuple[int, bool]],
+) -> None:
     pacer = PollPacer(interval=0.1, idle_interval=5.0)
-    for records in reads:
-        delay = pacer.after_read(records)
-        assert (delay == 0.0) if records else (0.1 <= delay <= 5.0)
+    for records, behind in reads:
+        delay = pacer.after_read(records, behind=behind)
+        if records and behind:
+            assert delay == 0.0
+        else:
+            assert 0.1 <= delay <= 5.0
