@@ -156,9 +156,10 @@ class Worker:
     async def _drain(self, renewer: asyncio.Task[None], drained: asyncio.Event) -> None:
         """Let consumers finish the batch in hand and checkpoint, then give the leases back.
 
-        The heartbeat row goes together with the leases: while it stays, the others still count
+        The heartbeat row goes first, then the leases: while it stays, the others still count
         this worker in their fair share, and would leave the released leases lying free until
-        the row expired.
+        it expired. A take cycle reads the lease table before the heartbeat rows, so a worker
+        that sees a lease released also sees this worker gone.
         """
         tasks = [owned.task for owned in self.state.owned.values() if owned.task is not None]
         if tasks:
@@ -182,10 +183,10 @@ class Worker:
             await asyncio.wait_for(asyncio.shield(renewer), self.lease_duration)
         renewer.cancel()
         await asyncio.gather(renewer, return_exceptions=True)
+        await self.membership.withdraw()  # never raises: the row would expire by itself
         await asyncio.gather(
             *(owned.holder.release() for owned in self.state.owned.values()),
             *self._releases,
-            self.membership.withdraw(),
             return_exceptions=True,
         )
         self.state.owned.clear()
@@ -293,6 +294,8 @@ class Worker:
         self._update_gauges()
 
     async def _take_cycle(self) -> None:
+        # The leases before the heartbeat rows: a leaving worker removes its row before it
+        # releases its leases, so a lease seen released comes with its old owner seen gone.
         leases = await self.store.list_leases()
         now = self.clock()
         self.tracker.observe(leases, now)
