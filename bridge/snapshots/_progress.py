@@ -14,19 +14,22 @@ LOG_EVERY = 5.0
 
 
 class TransferProgress:
-    """``advance(n)`` as bytes move; ``close()`` at the end. Safe to call from one thread."""
+    """``advance(n)`` as bytes (or, with ``unit="items"``, items) move; ``close()`` at the
+    end. Safe to call from one thread."""
 
     def __init__(
         self,
         what: str,
         total: int | None,
         *,
+        unit: str = "bytes",
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
         **context: Any,
     ) -> None:
         self.what = what
         self.total = total
+        self.unit = unit
         self.done = 0
         self.clock = clock
         self.started = clock()
@@ -39,16 +42,22 @@ class TransferProgress:
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
+                MofNCompleteColumn,
                 Progress,
+                ProgressColumn,
                 TimeRemainingColumn,
                 TransferSpeedColumn,
             )
 
+            counts: list[ProgressColumn] = (
+                [DownloadColumn(), TransferSpeedColumn()]
+                if unit == "bytes"
+                else [MofNCompleteColumn()]
+            )
             self._bar = Progress(
                 "[progress.description]{task.description}",
                 BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
+                *counts,
                 TimeRemainingColumn(),
                 console=Console(file=out),
                 transient=False,
@@ -68,12 +77,12 @@ class TransferProgress:
 
     def fields(self, now: float) -> dict[str, Any]:
         elapsed = max(now - self.started, 1e-9)
-        out: dict[str, Any] = {
-            "bytes": self.done,
-            "total_bytes": self.total,
-            "rate_mb_s": round(self.done / elapsed / 1e6, 1),
-            "elapsed_s": round(elapsed, 1),
-        }
+        out: dict[str, Any] = {self.unit: self.done, f"total_{self.unit}": self.total}
+        if self.unit == "bytes":
+            out["rate_mb_s"] = round(self.done / elapsed / 1e6, 1)
+        else:
+            out[f"{self.unit}_per_s"] = round(self.done / elapsed)
+        out["elapsed_s"] = round(elapsed, 1)
         if self.total:
             out["percent"] = round(100 * self.done / self.total, 1)
         return out

@@ -26,6 +26,7 @@ import structlog
 
 from bridge.plain_json import image_json
 from bridge.processors.sqlite.schema import ReplicaTable, quote
+from bridge.snapshots._progress import TransferProgress
 
 log = structlog.get_logger("bridge.bootstrap")
 
@@ -93,6 +94,7 @@ class TableScanner:
         call: Call,
         db: Callable[[], Any],
         settings: BootstrapSettings,
+        estimated_items: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
@@ -102,7 +104,11 @@ class TableScanner:
         self.db = db
         self.settings = settings
         self.clock = clock
+        self.estimated_items = estimated_items
+        """DescribeTable's ItemCount (refreshed by DynamoDB about every six hours): the
+        progress bar's total, an estimate."""
         self._warned = False
+        self._progress: TransferProgress | None = None
 
     async def run(self) -> BootstrapState:
         state: BootstrapState = await self.call(self._begin)
@@ -114,12 +120,18 @@ class TableScanner:
             segments=state.segments,
             cutoff_ms=state.cutoff_ms,
         )
+        self._progress = TransferProgress(
+            "bootstrap scan", self.estimated_items, unit="items", table=self.source_table
+        )
+        self._progress.advance(await self.call(self._scanned))  # resumed: already in the file
         try:
             async with asyncio.TaskGroup() as group:
                 for segment in range(state.segments):
                     group.create_task(self._scan_segment(segment, state))
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None  # one segment's error says it all
+        finally:
+            self._progress.close()
         items = await self.call(self._finish)
         log.info("bootstrap scan done", table=self.source_table, items=items)
         return BootstrapState(state.cutoff_ms, state.segments, True)
@@ -162,9 +174,16 @@ class TableScanner:
                 kwargs["ExclusiveStartKey"] = start_key
             page = await self.client.scan(**kwargs)
             start_key = page.get("LastEvaluatedKey")
-            await self.call(self._write_page, segment, page.get("Items", []), start_key)
+            items = page.get("Items", [])
+            await self.call(self._write_page, segment, items, start_key)
+            if self._progress is not None:
+                self._progress.advance(len(items))
             if not start_key:
                 return
+
+    def _scanned(self) -> int:
+        row = self.db().execute("SELECT coalesce(sum(items), 0) FROM _bridge_bootstrap").fetchone()
+        return int(row[0])
 
     def _position(self, segment: int) -> Any:
         row = (

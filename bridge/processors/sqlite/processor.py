@@ -162,6 +162,7 @@ class SqliteProcessorFactory(ProcessorFactory):
                 call=self._call,
                 db=self._connection,
                 settings=self.bootstrap,
+                estimated_items=described["Table"].get("ItemCount"),
             )
             state = await scanner.run()
         self.table = table
