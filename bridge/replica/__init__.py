@@ -18,7 +18,6 @@ from bridge.replica._config import (
     KeyPrefixFilter,
     ReplicaConfig,
     ReplicaMetricsConfig,
-    SnapshotsConfig,
     SqliteTargetConfig,
 )
 from bridge.replica._filter import ItemFilter
@@ -31,6 +30,7 @@ from bridge.replica._follower import (
 from bridge.replica._snapshot_restorer import Rejection, RestoreResult, SnapshotRestorer
 from bridge.replica._snapshot_taker import SnapshotTaker, copy_replica
 from bridge.replica._store import SCHEMA_VERSION, ReplicaFileError, ReplicaStore, stored_offsets
+from bridge.snapshots._settings import SnapshotsConfig
 
 
 def load_replica_config(path: Path | str, env: Mapping[str, str] | None = None) -> ReplicaConfig:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bridge.config.durations import Duration
+from bridge.snapshots._settings import SnapshotsConfig
 
 _APP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
@@ -118,34 +119,6 @@ class FilterConfig(_Section):
         if self.key_prefix is None and self.attribute is None:
             raise ValueError("an empty filter: give key_prefix and/or attribute")
         return self
-
-
-class SnapshotsConfig(_Section):
-    """Snapshots of the replica in S3 (or any S3-compatible store) for a fast cold start:
-    a node without a local file restores the newest usable one and resumes from its offsets."""
-
-    bucket: str = Field(min_length=3, max_length=63)
-    prefix: str = ""
-    """Prepended to every key: ``<prefix><app>/<created>-<id>.sqlite.gz`` and
-    ``.manifest.json`` beside it."""
-    region: str = "us-east-1"
-    endpoint_url: str | None = None
-    """An S3-compatible store; ``null`` means AWS."""
-    interval: Duration = timedelta(0)
-    """How often this node takes and uploads a snapshot; 0 (the default) never: usually one
-    node takes them and every other node only restores."""
-    keep: int = Field(default=5, ge=1, le=10_000)
-    """After a successful upload, snapshots beyond the newest ``keep`` are deleted."""
-    max_age: Duration | None = None
-    """After a successful upload, snapshots older than this are deleted too (never the newest)."""
-    restore: Literal["if_missing", "never"] = "if_missing"
-    """``if_missing``: a node starting without a local file restores the newest usable
-    snapshot; ``never``: it always replays the topic from its beginning."""
-    bootstrap_on_failure: Literal["fallback", "fail"] = "fallback"
-    """No usable snapshot at a cold start: ``fallback`` replays the topic from its beginning,
-    ``fail`` exits 1 naming why each snapshot was rejected."""
-    compress_level: int = Field(default=3, ge=1, le=9)
-    """gzip level of the uploaded copy: 1 is fastest, 9 smallest."""
 
 
 class ReplicaMetricsConfig(_Section):

@@ -23,7 +23,7 @@ import orjson
 import structlog
 from pydantic import ValidationError
 
-from bridge.replica._config import ReplicaConfig, SnapshotsConfig
+from bridge.replica._config import ReplicaConfig
 from bridge.replica._snapshot_taker import filter_of
 from bridge.replica._store import SCHEMA_VERSION
 from bridge.snapshots import (
@@ -40,6 +40,7 @@ from bridge.snapshots import (
     offsets_gap,
     sha256_of,
 )
+from bridge.snapshots._settings import SnapshotsConfig
 
 log = structlog.get_logger("bridge.replica.snapshots")
 

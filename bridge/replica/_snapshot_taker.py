@@ -18,7 +18,7 @@ import structlog
 
 from bridge import __version__
 from bridge.processors.sqlite.schema import quote
-from bridge.replica._config import ReplicaConfig, SnapshotsConfig
+from bridge.replica._config import ReplicaConfig
 from bridge.replica._store import SCHEMA_VERSION
 from bridge.snapshots import (
     DATA_SUFFIX,
@@ -34,6 +34,7 @@ from bridge.snapshots import (
     expired,
     snapshot_base,
 )
+from bridge.snapshots._settings import SnapshotsConfig
 
 log = structlog.get_logger("bridge.replica.snapshots")
 
