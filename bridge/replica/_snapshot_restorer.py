@@ -19,34 +19,29 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
 import structlog
-from pydantic import ValidationError
 
 from bridge.replica._config import ReplicaConfig
 from bridge.replica._snapshot_taker import filter_of
 from bridge.replica._store import SCHEMA_VERSION
 from bridge.snapshots import (
-    FORMAT,
     CorruptSnapshotError,
     Manifest,
     ObjectStore,
     ObjectStoreError,
+    SnapshotRejectedError,
     TransferProgress,
     app_prefix,
     decompress_file,
     describe_gap,
     newest_first,
     offsets_gap,
+    read_manifest,
     sha256_of,
 )
 from bridge.snapshots._settings import SnapshotsConfig
 
 log = structlog.get_logger("bridge.replica.snapshots")
-
-
-class SnapshotRejectedError(Exception):
-    """This snapshot cannot be used; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -121,24 +116,7 @@ class SnapshotRestorer:
         return result
 
     def _manifest(self, key: str) -> Manifest:
-        raw = self.store.get_bytes(key)
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise SnapshotRejectedError(f"corrupt: the manifest is not JSON: {exc}") from None
-        version = data.get("format") if isinstance(data, dict) else None
-        if isinstance(version, int) and version > FORMAT:
-            raise SnapshotRejectedError(
-                f"incompatible: manifest format {version}, this bridge reads up to {FORMAT}"
-            )
-        try:
-            return Manifest.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise SnapshotRejectedError(
-                f"corrupt: the manifest is invalid at {where}: {first['msg']}"
-            ) from None
+        return read_manifest(self.store, key, Manifest)
 
     def _check(self, manifest: Manifest, low_watermarks: Mapping[int, int]) -> None:
         if manifest.schema_version != SCHEMA_VERSION:
