@@ -12,7 +12,6 @@ older one is tried.
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import tempfile
 from collections.abc import Callable, Mapping
@@ -30,14 +29,13 @@ from bridge.snapshots import (
     ObjectStore,
     ObjectStoreError,
     SnapshotRejectedError,
-    TransferProgress,
     app_prefix,
-    decompress_file,
     describe_gap,
+    fetch_object,
+    install_file,
     newest_first,
     offsets_gap,
     read_manifest,
-    sha256_of,
 )
 from bridge.snapshots._settings import SnapshotsConfig
 
@@ -146,32 +144,9 @@ class SnapshotRestorer:
     def _fetch(self, manifest: Manifest, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".bridge-restore-", dir=target.parent) as tmp:
-            packed = Path(tmp) / "snapshot.sqlite.gz"
-            key = manifest.object.key
-            progress = TransferProgress("downloading snapshot", manifest.object.size, key=key)
-            try:
-                self.store.get_file(key, packed, progress.advance)
-            finally:
-                progress.close()
-            size = packed.stat().st_size
-            if size != manifest.object.size:
-                raise CorruptSnapshotError(
-                    f"{size} bytes downloaded, the manifest says {manifest.object.size}"
-                )
-            if sha256_of(packed) != manifest.object.sha256:
-                raise CorruptSnapshotError("sha256 of the object does not match the manifest")
-            restored = Path(tmp) / "replica.sqlite"
-            progress = TransferProgress("restoring snapshot", size, key=key)
-            try:
-                decompress_file(packed, restored, progress.advance)
-            finally:
-                progress.close()
-            packed.unlink()
+            restored = fetch_object(self.store, manifest.object, Path(tmp))
             _verify_file(restored, self.config.kafka.topic, manifest)
-            for suffix in ("-wal", "-shm", "-journal"):  # a replaced file's, now stale
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(f"{target}{suffix}")
-            os.replace(restored, target)
+            install_file(restored, target)
 
 
 def _verify_file(path: Path, topic: str, manifest: Manifest) -> None:

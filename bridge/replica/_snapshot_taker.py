@@ -21,18 +21,12 @@ from bridge.processors.sqlite.schema import quote
 from bridge.replica._config import ReplicaConfig
 from bridge.replica._store import SCHEMA_VERSION
 from bridge.snapshots import (
-    DATA_SUFFIX,
-    MANIFEST_SUFFIX,
     Manifest,
     ObjectStore,
-    ObjectStoreError,
-    SnapshotObject,
     SnapshotSource,
-    TransferProgress,
-    app_prefix,
-    compress_file,
-    expired,
-    snapshot_base,
+    expire_snapshots,
+    put_manifest,
+    upload_copy,
 )
 from bridge.snapshots._settings import SnapshotsConfig
 
@@ -67,73 +61,37 @@ class SnapshotTaker:
         its manifest, then expire old snapshots. Returns the manifest."""
         topic = self.config.kafka.topic
         offsets, tables, items, watermark = _describe(copy, topic)
-        packed = workdir / "copy.sqlite.gz"
-        progress = TransferProgress("compressing snapshot", copy.stat().st_size)
-        try:
-            compressed = compress_file(copy, packed, self.settings.compress_level, progress.advance)
-        finally:
-            progress.close()
-        created = self.now()
-        base, ident = snapshot_base(self.settings.prefix, self.config.app, created)
-        data_key = base + DATA_SUFFIX
-        progress = TransferProgress("uploading snapshot", compressed.size, key=data_key)
-        try:
-            self.store.put_file(data_key, packed, progress.advance)
-        finally:
-            progress.close()
+        uploaded = upload_copy(
+            self.store, self.settings, self.config.app, copy, workdir=workdir, created=self.now()
+        )
         manifest = Manifest(
-            id=ident,
+            id=uploaded.id,
             app=self.config.app,
-            created_ms=int(created.timestamp() * 1000),
-            created=created.astimezone(UTC).isoformat(),
+            created_ms=uploaded.created_ms,
+            created=uploaded.created_iso,
             source=SnapshotSource(topic=topic, tables=tables, filter=filter_of(self.config)),
             offsets=offsets,
             watermark_ms=watermark,
             schema_version=SCHEMA_VERSION,
             items=items,
-            object=SnapshotObject(
-                key=data_key,
-                size=compressed.size,
-                sha256=compressed.sha256,
-                raw_size=compressed.raw_size,
-            ),
+            object=uploaded.object,
             bridge_version=__version__,
         )
-        self.store.put_bytes(base + MANIFEST_SUFFIX, manifest.model_dump_json(indent=2).encode())
+        put_manifest(self.store, uploaded, manifest)
         log.info(
             "snapshot uploaded",
-            key=data_key,
+            key=uploaded.object.key,
             items=items,
-            bytes=compressed.size,
-            raw_bytes=compressed.raw_size,
+            bytes=uploaded.object.size,
+            raw_bytes=uploaded.object.raw_size,
             offsets={str(p): o for p, o in sorted(offsets.items())},
         )
         self.expire()
         return manifest
 
     def expire(self) -> list[str]:
-        """Delete what the retention rule no longer keeps; failures are logged, not raised
-        (the next sweep tries again)."""
-        prefix = app_prefix(self.settings.prefix, self.config.app)
-        try:
-            keys = self.store.list(prefix)
-        except ObjectStoreError as exc:
-            log.warning("snapshot retention skipped", error=str(exc))
-            return []
-        doomed = expired(
-            keys, keep=self.settings.keep, max_age=self.settings.max_age, now=self.now()
-        )
-        deleted: list[str] = []
-        for key in doomed:
-            try:
-                self.store.delete(key)
-            except ObjectStoreError as exc:
-                log.warning("snapshot retention: delete failed", key=key, error=str(exc))
-                continue
-            deleted.append(key)
-        if deleted:
-            log.info("old snapshots deleted", keys=deleted)
-        return deleted
+        """Delete what the retention rule no longer keeps (failures logged, not raised)."""
+        return expire_snapshots(self.store, self.settings, self.config.app, self.now())
 
 
 def filter_of(config: ReplicaConfig) -> dict[str, object] | None:
