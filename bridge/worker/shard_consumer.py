@@ -147,11 +147,10 @@ class ShardConsumer:
             await asyncio.wait({consume, watch}, return_when=asyncio.FIRST_COMPLETED)
             if consume.done():
                 return consume.result()
-            consume.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await consume  # whatever it was doing is moot: the shard is not ours
             raise LeaseLostError(f"lease {self.shard_id} lost while its records were handled")
         finally:
+            # Whatever the consumer was doing is moot once the lease is gone: stop it, and
+            # wait until it has stopped before the shard's end is reported.
             for task in (watch, consume):
                 task.cancel()
             await asyncio.gather(watch, consume, return_exceptions=True)
