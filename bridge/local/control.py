@@ -7,6 +7,8 @@ real triggers. Bodies and answers are JSON; durations are seconds or strings lik
     POST /_bridge/clock     {"advance": "16m"}             move the endpoint clock forward
     POST /_bridge/trim      {"advance": "25h"}             advance (optional), then trim now
     POST /_bridge/throttle  {"count": 3, "kind": "throttle"} or {"rate": 0.5, "seconds": "10s"}
+                            Streams calls; with {"api": "dynamodb", "tables": ["app-leases"]}
+                            DynamoDB item calls on those tables (all tables when none named)
     GET  /_bridge/stats                                    records, shards, iterators, memory
 """
 
@@ -24,6 +26,7 @@ from werkzeug.wsgi import get_input_stream
 from bridge.config import parse_duration
 from bridge.local.clock import EndpointClock
 from bridge.local.emulator import FaultInjector, StreamsEmulator
+from bridge.local.table_faults import TableFaults
 
 PREFIX = "/_bridge/"
 
@@ -43,9 +46,12 @@ class ControlApi:
         faults: FaultInjector,
         clock: EndpointClock,
         before: Callable[[], None] = lambda: None,
+        *,
+        table_faults: TableFaults | None = None,
     ) -> None:
         self._emulator = emulator
         self._faults = faults
+        self._table_faults = table_faults or TableFaults()
         self._clock = clock
         self._before = before
         self._routes: dict[tuple[str, str], Callable[[Mapping[str, object]], object]] = {
@@ -85,6 +91,7 @@ class ControlApi:
             "rss_bytes": _rss_bytes(),
             "clock": {"now": now, "offset_seconds": self._clock.offset},
             "faults": self._faults.describe(now),
+            "table_faults": self._table_faults.describe(now),
             "settings": asdict(self._emulator.settings),
         }
 
@@ -113,11 +120,23 @@ class ControlApi:
             raise ControlError("rate must be a number between 0 and 1")
         if not isinstance(kind, str):
             raise ControlError("kind must be 'throttle' or 'error'")
+        api = body.get("api", "streams")
+        tables = body.get("tables", [])
+        if not isinstance(tables, list) or not all(isinstance(t, str) for t in tables):
+            raise ControlError("tables must be a list of table names")
         now = self._clock.now()
-        self._faults.burst(
-            now, kind=kind, count=count, rate=float(rate), seconds=_seconds(body.get("seconds", 0))
-        )
-        return self._faults.describe(now)
+        seconds = _seconds(body.get("seconds", 0))
+        if api == "streams":
+            if tables:
+                raise ControlError("tables apply to api 'dynamodb' only")
+            self._faults.burst(now, kind=kind, count=count, rate=float(rate), seconds=seconds)
+            return self._faults.describe(now)
+        if api == "dynamodb":
+            self._table_faults.burst(
+                now, tables=tables, kind=kind, count=count, rate=float(rate), seconds=seconds
+            )
+            return self._table_faults.describe(now)
+        raise ControlError("api must be 'streams' or 'dynamodb'")
 
 
 def _seconds(value: object) -> float:

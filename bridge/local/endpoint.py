@@ -108,10 +108,15 @@ class LocalEndpoint(ManagedProcess):
         rate: float = 1.0,
         seconds: DurationLike | None = None,
         kind: str = "throttle",
+        tables: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """Fail the next ``count`` GetRecords/DescribeStream calls, or ``rate`` of them for
-        ``seconds``; ``kind`` is ``throttle`` (LimitExceededException) or ``error`` (5xx)."""
+        ``seconds``; ``kind`` is ``throttle`` (LimitExceededException) or ``error`` (5xx).
+        With ``tables``, DynamoDB's item calls on those tables fail instead (throttling is
+        ProvisionedThroughputExceededException); ``tables=[]`` means every table."""
         body: dict[str, object] = {"count": count, "rate": rate, "kind": kind}
+        if tables is not None:
+            body.update(api="dynamodb", tables=list(tables))
         if seconds is not None:
             body["seconds"] = _duration(seconds)
         return self._call("POST", "throttle", body)

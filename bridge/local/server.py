@@ -16,6 +16,7 @@ from bridge.local.clock import EndpointClock
 from bridge.local.control import ControlApi
 from bridge.local.emulator import FaultInjector, StreamsEmulator
 from bridge.local.settings import LocalSettings
+from bridge.local.table_faults import TableFaults
 
 
 class LocalServer:
@@ -24,6 +25,7 @@ class LocalServer:
         self.clock = EndpointClock()
         self.emulator = StreamsEmulator(self.settings.streams, seed=self.settings.faults.seed)
         self.faults = FaultInjector(self.settings.faults)
+        self.table_faults = TableFaults(seed=self.settings.faults.seed)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._app: LocalApp | None = None
@@ -62,7 +64,7 @@ class LocalServer:
 
         _stop_tracking_items()
         moto_app = DomainDispatcherApplication(create_backend_app)
-        self._app = LocalApp(moto_app, self.emulator, self.faults, self.clock)
+        self._app = LocalApp(moto_app, self.emulator, self.faults, self.clock, self.table_faults)
         self._server = make_server(
             self.settings.host,
             self.settings.port,

@@ -63,10 +63,10 @@ class StreamsHttpHandler:
             body = self._answer(operation, environ)
             status = "200 OK"
         except StreamsError as error:
-            body, status, headers = _error_parts(error)
+            body, status, headers = error_parts(error)
         except Exception as exc:
             log.exception("streams request failed", operation=operation)
-            body, status, headers = _error_parts(InternalServerError(f"bridge local: {exc!r}"))
+            body, status, headers = error_parts(InternalServerError(f"bridge local: {exc!r}"))
         headers += [
             ("Content-Type", CONTENT_TYPE),
             ("Content-Length", str(len(body))),
@@ -110,7 +110,19 @@ def _signing_region(environ: dict[str, Any]) -> str | None:
         return None
 
 
-def _error_parts(error: StreamsError) -> tuple[bytes, str, list[tuple[str, str]]]:
+def error_response(error: StreamsError, start_response: StartResponse) -> list[bytes]:
+    """An error answered on its own, for the DynamoDB calls ``bridge local`` fails on purpose."""
+    body, status, headers = error_parts(error)
+    headers += [
+        ("Content-Type", CONTENT_TYPE),
+        ("Content-Length", str(len(body))),
+        ("x-amzn-RequestId", str(uuid.uuid4())),
+    ]
+    start_response(status, headers)
+    return [body]
+
+
+def error_parts(error: StreamsError) -> tuple[bytes, str, list[tuple[str, str]]]:
     body = orjson.dumps({"__type": error.wire_type, "message": error.message})
     reason = {400: "Bad Request", 500: "Internal Server Error", 503: "Service Unavailable"}
     status = f"{error.status} {reason.get(error.status, 'Error')}"

@@ -79,6 +79,44 @@ def test_latency_delays_every_streams_call(make_local_endpoint: MakeEndpoint) ->
     assert time.monotonic() - started >= 0.3
 
 
+def test_a_table_burst_throttles_only_the_named_tables_item_calls(
+    make_local_endpoint: MakeEndpoint,
+) -> None:
+    endpoint = make_local_endpoint()
+    ddb = boto3.client(
+        "dynamodb", endpoint_url=endpoint.endpoint_url, region_name="us-east-1", config=NO_RETRIES
+    )
+    leases, _ = create_table(ddb, "leases")
+    data, _ = create_table(ddb, "data")
+    endpoint.throttle(4, tables=[leases])
+    assert outcome(lambda: ddb.put_item(TableName=data, Item={"pk": {"S": "a"}})) == ("ok", 200)
+    assert outcome(lambda: ddb.describe_table(TableName=leases)) == ("ok", 200)
+    calls = [
+        lambda: ddb.put_item(TableName=leases, Item={"pk": {"S": "a"}}),
+        lambda: ddb.update_item(
+            TableName=leases, Key={"pk": {"S": "a"}}, UpdateExpression="SET n = :n",
+            ExpressionAttributeValues={":n": {"N": "1"}},
+        ),
+        lambda: ddb.scan(TableName=leases),
+        lambda: ddb.batch_write_item(
+            RequestItems={leases: [{"PutRequest": {"Item": {"pk": {"S": "b"}}}}]}
+        ),
+    ]  # fmt: skip
+    throttled = ("ProvisionedThroughputExceededException", 400)
+    assert [outcome(call) for call in calls] == [throttled] * 4
+    # the failed calls changed nothing; the burst is spent and the table answers again
+    assert ddb.scan(TableName=leases)["Items"] == []
+    assert outcome(calls[0]) == ("ok", 200)
+    assert ddb.get_item(TableName=leases, Key={"pk": {"S": "a"}})["Item"] == {"pk": {"S": "a"}}
+
+    endpoint.throttle(2, kind="error", tables=[])  # every table
+    errors = [outcome(lambda t=t: ddb.scan(TableName=t)) for t in (data, leases)]
+    assert all(code == "InternalServerError" and status in (500, 503) for code, status in errors)
+    assert endpoint.stats()["table_faults"]["injected"] == 6
+    # the Streams API was never touched
+    assert endpoint.stats()["faults"]["injected"] == 0
+
+
 def test_the_control_api_rejects_nonsense(local_endpoint: LocalEndpoint) -> None:
     with pytest.raises(ControlApiError, match="kind"):
         local_endpoint.throttle(1, kind="sometimes")

@@ -65,6 +65,13 @@ class LimitExceededError(StreamsError):
     default_status = 400
 
 
+class ProvisionedThroughputExceededError(StreamsError):
+    """DynamoDB's throttling of a table's reads or writes (the lease table's, in tests)."""
+
+    code = "ProvisionedThroughputExceededException"
+    default_status = 400
+
+
 class InternalServerError(StreamsError):
     """A server-side failure; status 500 or 503, both of which clients must retry."""
 

@@ -1,14 +1,17 @@
 """Fault injection: throttling, server errors and latency on the calls consumers poll with.
 
-Faults hit GetRecords and DescribeStream, the calls a real consumer sees throttled or failing.
-A base rate comes from the settings; a burst (the next N calls, or a rate for a while) is
-switched on through the control API, so a test can provoke exactly the failure it studies.
+By default faults hit GetRecords and DescribeStream, the calls a real consumer sees throttled
+or failing; another set of operations (DynamoDB's item calls, for the lease table) can be given
+with the error its throttling answers. A base rate comes from the settings; a burst (the next N
+calls, or a rate for a while) is switched on through the control API, so a test can provoke
+exactly the failure it studies.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridge.local.emulator._errors import InternalServerError, LimitExceededError, StreamsError
@@ -47,9 +50,21 @@ class _Burst:
     until: float
 
 
+def _limit_exceeded() -> StreamsError:
+    return LimitExceededError("Rate exceeded for shard (injected by bridge local)")
+
+
 class FaultInjector:
-    def __init__(self, settings: FaultSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: FaultSettings | None = None,
+        *,
+        operations: frozenset[str] = FAULTY_OPERATIONS,
+        throttled: Callable[[], StreamsError] = _limit_exceeded,
+    ) -> None:
         self.settings = settings or FaultSettings()
+        self.operations = operations
+        self._throttled = throttled
         self._rng = random.Random(self.settings.seed)
         self._burst: _Burst | None = None
         self._lock = threading.Lock()
@@ -80,7 +95,7 @@ class FaultInjector:
 
     def fault_for(self, operation: str, now: float) -> StreamsError | None:
         """The error this call should fail with, or None to answer it normally."""
-        if operation not in FAULTY_OPERATIONS:
+        if operation not in self.operations:
             return None
         with self._lock:
             kind = self._choose(now)
@@ -88,7 +103,7 @@ class FaultInjector:
                 return None
             self.injected += 1
             if kind == "throttle":
-                return LimitExceededError("Rate exceeded for shard (injected by bridge local)")
+                return self._throttled()
             status = self._rng.choice((500, 503))
             return InternalServerError("Internal server error (injected by bridge local)", status)
 
