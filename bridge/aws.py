@@ -9,18 +9,24 @@ from botocore.config import Config as BotoConfig
 from bridge.config import SourceConfig
 
 
-def client_kwargs(source: SourceConfig, *, timeout: float = 10.0) -> dict[str, Any]:
+def client_kwargs(
+    source: SourceConfig, *, timeout: float = 10.0, attempts: int = 3
+) -> dict[str, Any]:
     """Region, endpoint and credentials for aioboto3/boto3 clients.
 
     Retries are ours to decide (backoff with jitter, lease deadlines), so botocore's own retry
-    loop is kept short: a renewal must not hide for a minute inside the SDK.
+    loop is kept short: a renewal must not hide for a minute inside the SDK. ``attempts`` counts
+    the first call too (botocore's ``total_max_attempts``; its ``max_attempts`` counts retries
+    only); 1 turns the SDK's retries off, for the lease table, whose calls bridge retries
+    itself: botocore would sleep up to a second before its first retry, and two before its
+    second, while the call holds the lease's lock.
     """
     kwargs: dict[str, Any] = {
         "region_name": source.region,
         "config": BotoConfig(
             connect_timeout=timeout,
             read_timeout=timeout,
-            retries={"max_attempts": 2, "mode": "standard"},
+            retries={"total_max_attempts": attempts, "mode": "standard"},
         ),
     }
     if source.endpoint_url:

@@ -64,8 +64,10 @@ async def open_runtime(config: BridgeConfig) -> AsyncIterator[Runtime]:
             config.source.table
         )
         session = aioboto3.Session()
+        # The lease table's client: its calls are retried by bridge, renewals first
+        # (bridge.worker.lease_table_retry), so botocore's own sleeping retries are off.
         dynamodb = await stack.enter_async_context(
-            session.client("dynamodb", **client_kwargs(config.source))
+            session.client("dynamodb", **client_kwargs(config.source, attempts=1))
         )
         store = DynamoLeaseStore(dynamodb, config.lease_table)
         lease_duration = config.coordination.lease_duration.total_seconds()

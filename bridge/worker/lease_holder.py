@@ -5,12 +5,16 @@ one lock per lease serialises them and keeps the counter we hold current. The ho
 its own deadline (when the last successful renewal was *sent*, plus ``lease_duration``): another
 worker can only see that renewal later, so once the deadline passes this worker must assume the
 lease is gone, even if it could not hear so from DynamoDB.
+
+Throttled or failed calls are retried until our deadline (``lease_table_retry``); a waiting
+checkpoint lets go of the lock between tries, so a renewal is never queued behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Callable
 
@@ -19,6 +23,7 @@ import structlog
 from bridge.core.leasing import Lease
 from bridge.leases.store import LeaseStore
 from bridge.processors.api import LeaseLostError
+from bridge.worker.lease_table_retry import checkpoint_backoff, is_transient, renewal_backoff
 
 log = structlog.get_logger("bridge.lease")
 
@@ -32,6 +37,7 @@ class LeaseHolder:
         *,
         taken_at: float,
         clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self.store = store
         self.lease = lease
@@ -40,7 +46,11 @@ class LeaseHolder:
         self.valid_until = taken_at + lease_duration
         self.lost = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._rng = rng or random.Random()
+        self._renewal_backoff = renewal_backoff(lease_duration)
+        self._checkpoint_backoff = checkpoint_backoff(lease_duration)
         self.checkpoint_writes = 0
+        self.retries = 0
 
     @property
     def key(self) -> str:
@@ -68,32 +78,77 @@ class LeaseHolder:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.lost.wait(), remaining)
 
-    async def renew(self) -> bool:
-        """Renew once; False when the lease is lost (refused, or our deadline passed)."""
-        async with self._lock:
-            if not self.is_valid():
-                return False
-            sent = self.clock()
-            try:
-                self.lease = await self.store.renew(self.lease)
-            except LeaseLostError:
-                self._mark_lost("renewal refused: another worker holds the lease")
-                return False
-            except Exception as exc:  # transient: keep trying until our own deadline
-                log.warning("lease renewal failed", shard=self.key, error=repr(exc))
-                return self.is_valid()
-            self.valid_until = sent + self.lease_duration
-            return True
+    async def renew(self, give_up_at: float | None = None) -> bool:
+        """Renew; False when the lease is lost (refused, or our deadline passed). A call that
+        failed for a passing reason is tried again at once, until ``give_up_at`` (the next
+        renewal round) or our deadline, rather than a renew interval later: a few throttled
+        renewals in a row must not cost the lease."""
+        attempt = 0
+        while True:
+            async with self._lock:
+                if not self.is_valid():
+                    return False
+                sent = self.clock()
+                try:
+                    self.lease = await self.store.renew(self.lease)
+                except LeaseLostError:
+                    self._mark_lost("renewal refused: another worker holds the lease")
+                    return False
+                except Exception as exc:
+                    log.warning(
+                        "lease renewal failed",
+                        shard=self.key,
+                        attempt=attempt + 1,
+                        took_s=round(self.clock() - sent, 3),
+                        error=repr(exc),
+                    )
+                    if not is_transient(exc):  # a human must act; the deadline decides
+                        return self.is_valid()
+                else:
+                    self.valid_until = sent + self.lease_duration
+                    return True
+            delay = self._renewal_backoff.delay(attempt, self._rng)
+            if give_up_at is not None and self.clock() + delay >= give_up_at:
+                return self.is_valid()  # the next round tries again
+            await self._retry_wait(delay)
+            attempt += 1
 
     async def checkpoint(self, sequence_number: str) -> None:
-        async with self._lock:
-            self.ensure_valid()
-            try:
-                self.lease = await self.store.checkpoint(self.lease, sequence_number)
-            except LeaseLostError:
-                self._mark_lost("checkpoint refused: another worker holds the lease")
-                raise
-            self.checkpoint_writes += 1
+        """Write the checkpoint, trying again after passing failures for as long as the lease
+        is ours. Raises ``LeaseLostError`` once it is not."""
+        attempt = 0
+        while True:
+            async with self._lock:
+                self.ensure_valid()
+                sent = self.clock()
+                try:
+                    self.lease = await self.store.checkpoint(self.lease, sequence_number)
+                except LeaseLostError:
+                    self._mark_lost("checkpoint refused: another worker holds the lease")
+                    raise
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    log.warning(
+                        "checkpoint failed; trying again",
+                        shard=self.key,
+                        attempt=attempt + 1,
+                        took_s=round(self.clock() - sent, 3),
+                        error=repr(exc),
+                    )
+                else:
+                    self.checkpoint_writes += 1
+                    return
+            await self._retry_wait(self._checkpoint_backoff.delay(attempt, self._rng))
+            attempt += 1
+
+    async def _retry_wait(self, delay: float) -> None:
+        """Sleep before the next try, no later than our deadline (then ``is_valid`` says so)."""
+        self.retries += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self.lost.wait(), max(0.0, min(delay, self.valid_until - self.clock()))
+            )
 
     async def release(self) -> None:
         """Give the lease up so another worker can take it at once instead of waiting for expiry."""

@@ -31,6 +31,7 @@ from bridge.streams.errors import FatalStreamError, StreamError
 from bridge.streams.reader import StreamReader
 from bridge.worker.delivery import BatchDelivery, DeliveryPolicy
 from bridge.worker.lease_holder import LeaseHolder
+from bridge.worker.lease_table_retry import is_transient, renewal_backoff
 from bridge.worker.membership import Membership
 from bridge.worker.shard_consumer import ConsumerSettings, ShardConsumer
 from bridge.worker.shard_syncer import ShardSyncer, create_child_leases
@@ -135,9 +136,7 @@ class Worker:
             async with asyncio.TaskGroup() as group:
                 # Renewals go on through the drain (a slow last batch must not cost the lease);
                 # taking and syncing stop with the stop request.
-                renewer = group.create_task(
-                    self._every(self._renew_all, self._renew_interval(), until=drained)
-                )
+                renewer = group.create_task(self._renew_rounds(until=drained))
                 taker = group.create_task(
                     self._every(self._take_cycle, self._take_interval(), sooner=self._take_due)
                 )
@@ -283,15 +282,48 @@ class Worker:
 
     # -- leases ------------------------------------------------------------------------------
 
-    async def _renew_all(self) -> None:
+    async def _renew_rounds(self, until: asyncio.Event) -> None:
+        """A renewal round every renew interval, counted from the previous round's start, not
+        its end: a round's retries (throttling) end when the next round is due, so a lease is
+        renewed at least every two intervals however slow the lease table is."""
+        interval = self._renew_interval()
+        while not until.is_set():
+            next_round = self.clock() + interval
+            await self._renew_all(next_round)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(until.wait(), max(0.0, next_round - self.clock()))
+
+    async def _renew_all(self, give_up_at: float) -> None:
         holders = [owned.holder for owned in self.state.owned.values()]
-        beat = asyncio.ensure_future(self.membership.beat())
-        await asyncio.gather(*(holder.renew() for holder in holders))
+        beat = asyncio.ensure_future(self._beat(give_up_at))
+        await asyncio.gather(*(holder.renew(give_up_at) for holder in holders))
         await beat  # after the renewals: a failing heartbeat must not delay them
         for key, owned in list(self.state.owned.items()):
             if owned.holder.lost.is_set() and (owned.task is None or owned.task.done()):
                 self.state.owned.pop(key, None)
         self._update_gauges()
+
+    async def _beat(self, give_up_at: float) -> None:
+        """The heartbeat, tried again at once after a passing failure (like a renewal) until
+        ``give_up_at``: other workers count us by it, and a worker that looks gone is owed no
+        share, so its leases would look stealable. Never raises: the renewals go on."""
+        backoff = renewal_backoff(self.lease_duration)
+        attempt = 0
+        while True:
+            try:
+                await self.membership.beat()
+                return
+            except Exception as exc:
+                self.metrics.errors_transient.inc()
+                self._log.warning("heartbeat failed", attempt=attempt + 1, error=repr(exc))
+                if not is_transient(exc) or self.clock() >= give_up_at:
+                    return
+            delay = min(backoff.delay(attempt, self.rng), give_up_at - self.clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), max(0.0, delay))
+            if self.stopping.is_set():
+                return
+            attempt += 1
 
     async def _take_cycle(self) -> None:
         # The leases before the heartbeat rows: a leaving worker removes its row before it
@@ -352,7 +384,14 @@ class Worker:
             previous_owner=lease.owner,
         )
         self.state.owned[lease.key] = _Owned(
-            LeaseHolder(self.store, taken, self.lease_duration, taken_at=sent, clock=self.clock)
+            LeaseHolder(
+                self.store,
+                taken,
+                self.lease_duration,
+                taken_at=sent,
+                clock=self.clock,
+                rng=self.rng,
+            )
         )
 
     def _start_ready_consumers(self, leases: dict[str, Lease]) -> None:
@@ -457,10 +496,21 @@ class Worker:
         nothing free to take, and steal from a balanced worker.
         """
         try:
-            await create_child_leases(self.reader, self.store, self.stream_arn, key)
+            created = await create_child_leases(self.reader, self.store, self.stream_arn, key)
         except Exception as exc:
             self._log.warning("could not lease child shards; the leader will", error=repr(exc))
             self.sync_requested.set()
+            return
+        if not created:
+            return
+        # The lineage goes on with the worker that read it: take its continuation now, rather
+        # than leave it to whichever take cycle runs first. Under a throttled lease table that
+        # may be another worker's, and then this one is a lease short and steals one back.
+        # A waiting child is nobody's load, so holding it early unbalances nothing.
+        try:
+            await self._take(Lease(created[0], parents=frozenset([key])), stolen=False)
+        except Exception as exc:
+            self._log.warning("could not take the child shard; a take cycle will", error=repr(exc))
 
     def _update_gauges(self) -> None:
         running = [o for o in self.state.owned.values() if o.task is not None and not o.task.done()]
