@@ -88,8 +88,9 @@ class StreamsClient:
         http: aiohttp.ClientSession | None = None,
         session: AioSession | None = None,
     ) -> None:
-        """``max_attempts`` applies to aiobotocore's calls only; the fast path does not retry
-        (beyond one stale keep-alive connection) because the shard consumer backs off itself.
+        """``max_attempts`` (the first call included) applies to aiobotocore's calls only; the
+        fast path does not retry (beyond one stale keep-alive connection) because the shard
+        consumer backs off itself.
         ``http`` shares an aiohttp session with other users; the client then leaves it open.
         ``session`` shares an aiobotocore session (and its credential cache); ``credentials``,
         if given, are set on it."""
@@ -145,7 +146,8 @@ class StreamsClient:
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
             max_pool_connections=self._max_connections,
-            retries={"mode": "standard", "max_attempts": self._max_attempts},
+            # botocore's ``max_attempts`` counts retries; ``total_max_attempts`` every call.
+            retries={"mode": "standard", "total_max_attempts": self._max_attempts},
         )
         options: dict[str, Any] = {
             "region_name": self.region,
