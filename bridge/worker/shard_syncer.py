@@ -68,7 +68,14 @@ class ShardSyncer:
                 await self.store.delete(lease.key)
                 result.deleted.append(lease.key)
         if result.created or result.deleted:
-            log.info("shards synced", created=result.created, deleted=result.deleted)
+            log.info(
+                "shards synced",
+                shards=result.shards,
+                created=result.created,
+                deleted=result.deleted,
+            )
+        else:  # one line per sync either way: which worker syncs shows at debug level
+            log.debug("shards synced", shards=result.shards)
         return result
 
 

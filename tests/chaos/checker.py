@@ -187,8 +187,13 @@ class FaultWindow:
     end: float
     checkpoints: Mapping[str, str | None]
     """Each shard's durable checkpoint when the fault hit (the last sample before)."""
+    only_these_shards: bool = False
+    """A fault of one lease (a handoff) explains duplicates of its own shard only; a fault of
+    a process explains those of every shard (one it held may have left the samples)."""
 
     def explains(self, shard: str, seq: str, first: float, again: float) -> bool:
+        if self.only_these_shards and shard not in self.checkpoints:
+            return False
         checkpoint = self.checkpoints.get(shard)
         if checkpoint == SHARD_END:
             return False

@@ -119,6 +119,16 @@ class ChaosApp:
             if line.get("event") == event
         ]
 
+    def taken_from_owners(self) -> set[tuple[str, str]]:
+        """(shard, previous owner) of every lease taken while it had an owner (stolen, or
+        expired after a kill or a freeze), from the takers' logs; a released lease has none."""
+        return {
+            (event["shard"], event["previous_owner"])
+            for name in ("lease taken", "lease stolen")
+            for event in self.log_events(name)
+            if event.get("previous_owner")
+        }
+
     def reported_lost(self) -> int:
         """What the workers said they lost to retention (their log of the loss)."""
         return sum(int(e.get("count", 0)) for e in self.log_events("records lost to retention"))
@@ -170,6 +180,8 @@ class ChaosRun:
         self.poison: list[Any] = []
         self.started = time.monotonic()
         self.verdict: Verdict | None = None
+        self.phases: Path | None = None
+        """Where a slowed Kafka processor marks each batch's phase (``slow_kafka``)."""
 
     # -- apps ---------------------------------------------------------------------------------
 
@@ -194,7 +206,13 @@ class ChaosRun:
         kind = "kafka"
         if after_delivery or before_delivery:
             kind = "tests.chaos.slow_kafka:SlowKafkaFactory"
-            options |= {"after_delivery": after_delivery, "before_delivery": before_delivery}
+            self.phases = self.directory / "phases"
+            self.phases.mkdir(exist_ok=True)
+            options |= {
+                "after_delivery": after_delivery,
+                "before_delivery": before_delivery,
+                "phase_dir": str(self.phases),
+            }
         app = self._app(name, {"kind": kind, "options": options, **(processor or {})}, source)
         self.sink = KafkaSink(self.kafka.bootstrap_servers, self.topic)
         return app
@@ -281,6 +299,15 @@ class ChaosRun:
             time.sleep(poll)
         return time.monotonic() - started
 
+    def phases_of(self, worker: ChaosWorker) -> dict[str, set[str]]:
+        """Each phase (``in-hand``, ``sent``) and the shards of ``worker`` in it right now."""
+        assert self.phases is not None, "the app's processor marks no phases"
+        found: dict[str, set[str]] = {}
+        for mark in self.phases.glob(f"{worker.pid}-*"):
+            shard, _, phase = mark.name.partition("-")[2].rpartition(".")
+            found.setdefault(phase, set()).add(shard)
+        return found
+
     def hold(self, seconds: float, what: str) -> None:
         """Let ``seconds`` pass (a schedule, not a synchronisation), watching the workers."""
         until = time.monotonic() + seconds
@@ -339,7 +366,8 @@ class ChaosRun:
         grace = self.timing.lease_duration + 1
         faults = [window for app, window in self.faults if app == "kafka"]
         if "kafka" in self.apps:
-            faults += self.apps["kafka"].history.handoffs(grace)
+            kafka = self.apps["kafka"]
+            faults += kafka.history.handoffs(grace, kafka.taken_from_owners())
         evidence = Evidence(
             scenario=self.scenario,
             reference=reference,

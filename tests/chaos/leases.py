@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import threading
 import time
+from collections.abc import Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,15 +105,24 @@ class LeaseHistory:
                     out[key] = history[index - 1].checkpoint
         return out
 
-    def handoffs(self, grace: float) -> list[FaultWindow]:
-        """A window per lease that went from one owner straight to another: from the last
-        sample the old owner held it to ``grace`` seconds after the new one had it."""
+    def handoffs(self, grace: float, taken_from: Set[tuple[str, str]]) -> list[FaultWindow]:
+        """A window per lease taken from a live or expired owner (stolen, or taken after a
+        kill or a freeze): from the last sample the old owner held it to ``grace`` seconds
+        after the new one had it. ``taken_from`` holds (shard, previous owner) of every such
+        take, from the takers' logs: a lease released and then taken is no fault, though the
+        samples may have missed the moment it had no owner. The window covers its own shard
+        only."""
         windows = []
         with self._lock:
             rows = {key: list(history) for key, history in self.rows.items()}
         for key, history in rows.items():
             for before, after in itertools.pairwise(history):
-                if before.owner and after.owner and before.owner != after.owner:
+                if (
+                    before.owner
+                    and after.owner
+                    and before.owner != after.owner
+                    and (key, before.owner) in taken_from
+                ):
                     windows.append(
                         FaultWindow(
                             "handoff",
@@ -120,6 +130,7 @@ class LeaseHistory:
                             before.at,
                             after.at + grace,
                             {key: before.checkpoint},
+                            only_these_shards=True,
                         )
                     )
         return windows

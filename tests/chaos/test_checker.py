@@ -75,6 +75,15 @@ def test_a_duplicate_from_before_the_faults_checkpoint_is_not_explained() -> Non
     assert verdict.unexplained_duplicates == 1 and not verdict.ok
 
 
+def test_a_handoff_of_one_lease_explains_nothing_on_another_shard() -> None:
+    messages = delivered([A1, B1, A2, B2, A3])
+    messages.append(Delivery(B1, SHARD, messages[1].seq, (0, 5), 106.0))
+    elsewhere = FaultWindow("handoff", "w1->w2", 104.0, 105.0, {"other": None}, True)
+    assert not judge(kafka(messages, faults=[elsewhere])).ok
+    here = FaultWindow("handoff", "w1->w2", 104.0, 105.0, {SHARD: messages[0].seq}, True)
+    assert judge(kafka(messages, faults=[here])).ok
+
+
 def test_two_changes_of_a_key_swapped_is_an_order_violation() -> None:
     verdict = judge(kafka(delivered([A2, B1, A1, B2, A3])))
     assert not verdict.ok and verdict.order_violations == 1 and verdict.lost == 0

@@ -20,15 +20,22 @@ def test_kill_9_mid_batch_loses_nothing(chaos: Callable[..., ChaosRun]) -> None:
     """The quick tier's proof that the suite works end to end (about 20 s)."""
     run = chaos("kill-9 mid-batch (kafka)", rotate_records=400)
     # A batch spends 0.1 s in hand before it is sent and 0.4 s in the topic before its
-    # checkpoint: the kill lands in one or the other for every busy shard (usually the second,
-    # which leaves duplicates for the next owner to make).
+    # checkpoint; the kill waits for a moment when the victim has one shard's batch in hand
+    # (a checkpoint written before delivery would lose it) and another's in the topic but
+    # not yet checkpointed (the next owner must send it again: duplicates in the window).
     app = run.kafka_app(before_delivery=0.1, after_delivery=0.4)
     for name in ("w1", "w2"):
         app.start_worker(name)
     run.start()
     all_holding(run, app)
-    run.wait_for_writes(120)  # past the backlog: small batches, the kill lands at any phase
+    run.wait_for_writes(120)  # past the backlog: small batches
     victim = busiest(app)
+
+    def both_phases() -> bool:
+        phases = run.phases_of(app.workers[victim])
+        return bool(phases.get("in-hand")) and bool(phases.get("sent"))
+
+    run.wait_for(both_phases, 30, f"{victim} with one batch in hand and one unacknowledged", 0.002)
     with run.fault("SIGKILL", victim):
         app.workers[victim].kill()
     taken_over(run, app, victim)
