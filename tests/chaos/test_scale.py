@@ -15,7 +15,10 @@ from tests.chaos.scenarios import all_holding, check
 @pytest.mark.slow
 def test_scale_3_to_6_to_2_and_a_rolling_restart(chaos: Callable[..., ChaosRun]) -> None:
     run = chaos("scale 3-6-2 + rolling restart", shards=8, rotate_records=400, rate=80)
-    app = run.kafka_app()
+    # Every batch waits 0.3 s between "in the topic" and its checkpoint: each SIGTERM lands
+    # with batches in flight, which the drain must see through to their checkpoints before
+    # it gives the leases back (or their next owners send them again, outside any window).
+    app = run.kafka_app(after_delivery=0.3)
     for n in range(1, 4):
         app.start_worker(f"w{n}")
     run.start()
