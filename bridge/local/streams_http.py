@@ -67,13 +67,7 @@ class StreamsHttpHandler:
         except Exception as exc:
             log.exception("streams request failed", operation=operation)
             body, status, headers = error_parts(InternalServerError(f"bridge local: {exc!r}"))
-        headers += [
-            ("Content-Type", CONTENT_TYPE),
-            ("Content-Length", str(len(body))),
-            ("x-amzn-RequestId", str(uuid.uuid4())),
-        ]
-        start_response(status, headers)
-        return [body]
+        return respond(status, headers, body, start_response)
 
     def _answer(self, operation: str, environ: dict[str, Any]) -> bytes:
         handler = self._operations.get(operation)
@@ -113,6 +107,12 @@ def _signing_region(environ: dict[str, Any]) -> str | None:
 def error_response(error: StreamsError, start_response: StartResponse) -> list[bytes]:
     """An error answered on its own, for the DynamoDB calls ``bridge local`` fails on purpose."""
     body, status, headers = error_parts(error)
+    return respond(status, headers, body, start_response)
+
+
+def respond(
+    status: str, headers: list[tuple[str, str]], body: bytes, start_response: StartResponse
+) -> list[bytes]:
     headers += [
         ("Content-Type", CONTENT_TYPE),
         ("Content-Length", str(len(body))),
