@@ -107,6 +107,7 @@ class ShardConsumer:
         self.end_reason: EndReason | None = None
         self.backoff_attempt = 0
         self._lost_after: str | None = None
+        self._unreported_loss: tuple[int, str | None] | None = None
         # The worker starts a consumer only once every parent is exhausted.
         self.lifecycle = ShardLifecycle(self.shard_id, frozenset())
         self._log = log.bind(shard=self.shard_id)
@@ -188,6 +189,7 @@ class ShardConsumer:
             await self.before_shard_end()  # the children's leases, while the parent is unfinished
         await self.holder.checkpoint(SHARD_END)
         self.metrics.checkpoint_writes.inc()
+        self._report_loss()
         self.lifecycle.ended()
         self._log.info("shard end reached", last_seq=self.last_sequence)
         return EndReason.SHARD_END
@@ -224,12 +226,13 @@ class ShardConsumer:
     async def _handle(self, records: list[ChangeRecord]) -> None:
         self.metrics.records_consumed.inc(len(records))
         if self._lost_after is not None:
-            self._count_lost(records[0].sequence_number)
+            self._count_lost(records[0].sequence_number)  # reported once checkpointed past
         # The read may have taken long (a stalled network, or this process frozen): if the
         # lease ran out meanwhile, another worker may be reading these very records. Hand them
         # to the processor only while the lease is still ours.
         self.holder.ensure_valid()
         await self.delivery.deliver(Batch(self.shard_id, records))
+        self._report_loss()
         self.last_sequence = records[-1].sequence_number
         self.checkpoint = self.last_sequence
         self.metrics.records_processed.inc(len(records))
@@ -345,6 +348,7 @@ class ShardConsumer:
             self._count_lost(page.records[0].sequence_number)
         elif page.next_iterator is None:
             await self._count_lost_to_shard_end()
+        self._report_loss()  # the shard stops here: no checkpoint will follow
 
     async def _count_lost_to_shard_end(self) -> None:
         """The shard is closed and nothing after the gap is left: the loss runs to its end."""
@@ -359,11 +363,20 @@ class ShardConsumer:
                 self._count_lost(str(int(end) + 1))  # as if the next record were there
 
     def _count_lost(self, first_available: str) -> None:
+        """Measure the gap; it is reported once a checkpoint past it lands (``_report_loss``).
+        Reported at once, it would be counted twice whenever the lease moved before that
+        checkpoint: the next owner resumes before the gap and finds it again."""
         after, self._lost_after = self._lost_after, None
         lost = records_lost(after, first_available)
         if lost:
-            self.metrics.records_lost.inc(lost)
-            self._log.error("records lost to retention", count=lost, after=after)
+            self._unreported_loss = (lost, after)
+
+    def _report_loss(self) -> None:
+        if self._unreported_loss is None:
+            return
+        (lost, after), self._unreported_loss = self._unreported_loss, None
+        self.metrics.records_lost.inc(lost)
+        self._log.error("records lost to retention", count=lost, after=after)
 
     async def _transient(self, exc: TransientStreamError) -> None:
         self.metrics.errors_transient.inc()

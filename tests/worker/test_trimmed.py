@@ -23,9 +23,10 @@ from collections.abc import Callable
 
 import pytest
 
+from bridge.core.leasing import Lease
 from bridge.core.positions import SHARD_END
 from bridge.local.endpoint import LocalEndpoint
-from bridge.processors.api import EndReason
+from bridge.processors.api import EndReason, LeaseLostError
 from bridge.worker.worker import WorkerFailedError
 from tests.support.memory import RecordSink
 from tests.support.workload import (
@@ -123,3 +124,38 @@ async def test_on_trimmed_resume_counts_the_loss_and_delivers_everything_after(
         assert (shard, EndReason.SHARD_END) in sink.ends
         assert shard not in leases or leases[shard].checkpoint == SHARD_END  # or cleaned up
         assert {r.shard for r in sink.records} == set(leases) - {shard}
+
+
+async def test_a_loss_is_counted_once_when_the_lease_moves_before_the_checkpoint_past_it(
+    make_local_endpoint: Callable[..., LocalEndpoint],
+) -> None:
+    """The checkpoint past the gap is refused (the lease moved on): whoever resumes from the
+    checkpoint before the gap finds the same gap. Only a loss a checkpoint covers is counted,
+    so the two finds count it once."""
+    local = make_local_endpoint(shards=1, retention="1h")
+    table, app, _, _, _ = await lose_b(local, "open")
+
+    sink = RecordSink()
+    config = worker_config(
+        local.endpoint_url, table, sink, app=app, source={"on_trimmed": "resume"}
+    )
+    async with running_worker(config) as running:
+        store = running.worker.store
+        checkpoint = store.checkpoint
+        refused: list[str] = []
+
+        async def refuse_the_first(lease: Lease, sequence_number: str) -> Lease:
+            if not refused:
+                refused.append(sequence_number)
+                raise LeaseLostError(f"lease {lease.key} taken by another worker (injected)")
+            return await checkpoint(lease, sequence_number)
+
+        store.checkpoint = refuse_the_first  # type: ignore[method-assign]
+        # C delivered, the checkpoint refused, the lease taken again: C delivered again
+        await sink.wait_until(lambda: len(sink.records) >= 2 * C, within=60)
+        await running.stop()
+        lost = running.worker.metrics.value("bridge_records_lost_total")
+
+    assert refused, "no checkpoint was refused"
+    assert [reason for _, reason in sink.ends].count(EndReason.LEASE_LOST) == 1
+    assert lost == B, f"the loss was counted {lost / B:g} times"
