@@ -12,9 +12,10 @@ import contextlib
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 
@@ -31,7 +32,7 @@ from bridge.streams.errors import FatalStreamError, StreamError
 from bridge.streams.reader import StreamReader
 from bridge.worker.delivery import BatchDelivery, DeliveryPolicy
 from bridge.worker.lease_holder import LeaseHolder
-from bridge.worker.lease_table_retry import is_transient, renewal_backoff
+from bridge.worker.lease_table_retry import checkpoint_backoff, is_transient, renewal_backoff
 from bridge.worker.membership import Membership
 from bridge.worker.shard_consumer import ConsumerSettings, ShardConsumer
 from bridge.worker.shard_syncer import ShardSyncer, create_child_leases
@@ -40,6 +41,9 @@ log = structlog.get_logger("bridge.worker")
 
 # Look a little after an expiry is due, so that the clock has certainly passed it.
 _EXPIRY_MARGIN = 0.005
+_LEASE_TABLE_TRIES = 6
+"""Tries of a lease-table step that may be left to a later take cycle or the leader."""
+_T = TypeVar("_T")
 
 
 class WorkerFailedError(Exception):
@@ -493,12 +497,18 @@ class Worker:
 
         In this order the number of unfinished leases never dips: were the parent finished
         first, for a moment its owner would look one lease short of its fair share with
-        nothing free to take, and steal from a balanced worker.
+        nothing free to take, and steal from a balanced worker. Passing failures (a throttled
+        lease table) are retried while the parent's lease is ours: both steps are idempotent.
         """
-        try:
-            created = await create_child_leases(self.reader, self.store, self.stream_arn, key)
-        except Exception as exc:
-            self._log.warning("could not lease child shards; the leader will", error=repr(exc))
+        owned = self.state.owned.get(key)
+        still_ours = owned.holder.is_valid if owned is not None else (lambda: False)
+        created = await self._retry_transient(
+            "lease child shards",
+            lambda: create_child_leases(self.reader, self.store, self.stream_arn, key),
+            still_ours,
+        )
+        if created is None:
+            self._log.warning("could not lease child shards; the leader will", parent=key)
             self.sync_requested.set()
             return
         if not created:
@@ -507,10 +517,33 @@ class Worker:
         # than leave it to whichever take cycle runs first. Under a throttled lease table that
         # may be another worker's, and then this one is a lease short and steals one back.
         # A waiting child is nobody's load, so holding it early unbalances nothing.
-        try:
-            await self._take(Lease(created[0], parents=frozenset([key])), stolen=False)
-        except Exception as exc:
-            self._log.warning("could not take the child shard; a take cycle will", error=repr(exc))
+        child = Lease(created[0], parents=frozenset([key]))
+
+        async def take_child() -> bool:
+            await self._take(child, stolen=False)
+            return True
+
+        if await self._retry_transient("take the child shard", take_child, still_ours) is None:
+            self._log.warning("could not take the child shard; a take cycle will", shard=child.key)
+
+    async def _retry_transient(
+        self, what: str, call: Callable[[], Awaitable[_T]], still_wanted: Callable[[], bool]
+    ) -> _T | None:
+        """``call()``, tried again after passing failures while ``still_wanted()``; None once
+        it fails for good (logged)."""
+        backoff = checkpoint_backoff(self.lease_duration)
+        for attempt in range(_LEASE_TABLE_TRIES):
+            try:
+                return await call()
+            except Exception as exc:
+                retry = is_transient(exc) and still_wanted() and attempt + 1 < _LEASE_TABLE_TRIES
+                self._log.warning(
+                    f"could not {what}", attempt=attempt + 1, retrying=retry, error=repr(exc)
+                )
+                if not retry:
+                    return None
+            await asyncio.sleep(backoff.delay(attempt, self.rng))
+        return None
 
     def _update_gauges(self) -> None:
         running = [o for o in self.state.owned.values() if o.task is not None and not o.task.done()]
