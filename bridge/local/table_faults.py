@@ -67,14 +67,10 @@ class TableFaults:
         self._injector.burst(now, kind=kind, count=count, rate=rate, seconds=seconds)
         self._tables = frozenset(tables)
 
-    def active(self, now: float) -> bool:
-        burst = self._injector.describe(now)["burst"]
-        return burst is not None
-
     def fault_for(self, operation: str, environ: dict[str, Any], now: float) -> StreamsError | None:
         """The error this DynamoDB call fails with, or None. Reads the request body to learn
         its tables, and puts it back for moto."""
-        if operation not in ITEM_OPERATIONS or not self.active(now):
+        if operation not in ITEM_OPERATIONS or not self._injector.bursting(now):
             return None
         raw = get_input_stream(environ).read()
         environ["wsgi.input"] = io.BytesIO(raw)

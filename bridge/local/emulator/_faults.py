@@ -107,10 +107,15 @@ class FaultInjector:
             status = self._rng.choice((500, 503))
             return InternalServerError("Internal server error (injected by bridge local)", status)
 
+    def bursting(self, now: float) -> bool:
+        """Is a burst on? Cheap enough to ask on every request."""
+        burst = self._burst
+        return burst is not None and (burst.remaining > 0 or burst.until > now)
+
     def describe(self, now: float) -> dict[str, object]:
         with self._lock:
             burst = self._burst
-            active = burst is not None and (burst.remaining > 0 or burst.until > now)
+            active = self.bursting(now)
             return {
                 "throttle_rate": self.settings.throttle_rate,
                 "error_rate": self.settings.error_rate,
