@@ -17,10 +17,10 @@ def run(config: Path = ConfigOption) -> None:
     Ctrl-C finishes the batches in hand, checkpoints and releases the leases, then exits 0.
     """
     # Imported here so that `bridge --help` and `bridge config check` stay light.
+    from bridge.errors import WorkerFailedError
     from bridge.processors.loader import ProcessorLoadError
     from bridge.streams.errors import FatalStreamError
     from bridge.worker.app import run_worker
-    from bridge.worker.worker import WorkerFailedError
 
     settings = load_or_exit(config)
     log = structlog.get_logger("bridge.cli")

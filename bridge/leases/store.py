@@ -14,7 +14,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from bridge.core.leasing import LagReading, Lease
-from bridge.processors.api import LeaseLostError
+from bridge.errors import LeaseLostError
 
 log = structlog.get_logger("bridge.leases")
 

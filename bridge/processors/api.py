@@ -14,8 +14,23 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bridge.errors import LeaseLostError
+
 if TYPE_CHECKING:
     from bridge.records import ChangeRecord
+
+__all__ = [
+    "Batch",
+    "Checkpointer",
+    "EndReason",
+    "LeaseLostError",
+    "PerShardFactory",
+    "Processor",
+    "ProcessorFactory",
+    "RetriableError",
+    "ShardContext",
+    "is_retriable",
+]
 
 
 class EndReason(StrEnum):
@@ -32,10 +47,6 @@ class EndReason(StrEnum):
     FAILED = "failed"
     """Processing stopped at a record that kept failing (``on_error: stop``) or the stream
     failed."""
-
-
-class LeaseLostError(Exception):
-    """A checkpoint was refused because this worker no longer owns the shard's lease."""
 
 
 class RetriableError(Exception):

@@ -19,6 +19,7 @@ import botocore.exceptions
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
+from bridge.config import SourceConfig
 from bridge.streams.errors import (
     AccessDeniedError,
     InvalidRequestError,
@@ -109,6 +110,17 @@ class StreamsClient:
         self.describe_stream_calls = 0
         self.describe_table_calls = 0
         self.get_shard_iterator_calls = 0
+
+    @classmethod
+    def for_source(cls, source: SourceConfig) -> StreamsClient:
+        """The client for a configuration's ``source``: its region, endpoint and credentials."""
+        credentials = None
+        if source.aws_access_key_id and source.aws_secret_access_key:
+            credentials = StaticCredentials(
+                source.aws_access_key_id.get_secret_value(),
+                source.aws_secret_access_key.get_secret_value(),
+            )
+        return cls(source.region, source.endpoint_url, credentials=credentials)
 
     @property
     def get_records_calls(self) -> int:

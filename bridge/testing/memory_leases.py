@@ -11,8 +11,8 @@ from dataclasses import replace
 
 from bridge.core.leasing import Lease
 from bridge.core.positions import SHARD_END
+from bridge.errors import LeaseLostError
 from bridge.leases.store import LeaseConflictError
-from bridge.processors.api import LeaseLostError
 
 
 class MemoryLeaseStore:

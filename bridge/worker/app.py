@@ -19,7 +19,7 @@ from bridge.leases.store import DynamoLeaseStore
 from bridge.logs import default_worker_id
 from bridge.metrics import Metrics
 from bridge.processors.loader import load_factory
-from bridge.streams.client import StaticCredentials, StreamsClient
+from bridge.streams.client import StreamsClient
 from bridge.worker.membership import Membership
 from bridge.worker.worker import Worker
 
@@ -31,17 +31,6 @@ class Runtime:
     worker: Worker
     streams: StreamsClient
     stream_arn: str
-
-
-def streams_client(config: BridgeConfig) -> StreamsClient:
-    source = config.source
-    credentials = None
-    if source.aws_access_key_id and source.aws_secret_access_key:
-        credentials = StaticCredentials(
-            source.aws_access_key_id.get_secret_value(),
-            source.aws_secret_access_key.get_secret_value(),
-        )
-    return StreamsClient(source.region, source.endpoint_url, credentials=credentials)
 
 
 @contextlib.asynccontextmanager
@@ -59,7 +48,7 @@ async def open_runtime(config: BridgeConfig) -> AsyncIterator[Runtime]:
         ready_lag=config.ready_lag.total_seconds(),
     )
     async with contextlib.AsyncExitStack() as stack:
-        streams = await stack.enter_async_context(streams_client(config))
+        streams = await stack.enter_async_context(StreamsClient.for_source(config.source))
         stream_arn = config.source.stream_arn or await streams.latest_stream_arn(
             config.source.table
         )

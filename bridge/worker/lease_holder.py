@@ -21,8 +21,8 @@ from collections.abc import Callable
 import structlog
 
 from bridge.core.leasing import Lease
+from bridge.errors import LeaseLostError
 from bridge.leases.store import LeaseStore
-from bridge.processors.api import LeaseLostError
 from bridge.worker.lease_table_retry import checkpoint_backoff, is_transient, renewal_backoff
 
 log = structlog.get_logger("bridge.lease")

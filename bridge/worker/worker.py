@@ -24,6 +24,7 @@ from bridge.core.backoff import Backoff
 from bridge.core.leasing import ExpiryTracker, Lease, plan_take
 from bridge.core.lineage import parents_exhausted
 from bridge.core.positions import InitialPosition
+from bridge.errors import WorkerFailedError
 from bridge.leases.store import LeaseConflictError, LeaseStore
 from bridge.metrics import Metrics
 from bridge.processors.api import EndReason, ProcessorFactory, ShardContext
@@ -44,10 +45,6 @@ _EXPIRY_MARGIN = 0.005
 _LEASE_TABLE_TRIES = 6
 """Tries of a lease-table step that may be left to a later take cycle or the leader."""
 _T = TypeVar("_T")
-
-
-class WorkerFailedError(Exception):
-    """The worker stopped because of an error that retrying cannot fix."""
 
 
 @dataclass

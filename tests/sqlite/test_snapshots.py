@@ -20,11 +20,11 @@ import pytest
 import yaml
 
 from bridge.config import BridgeConfig
+from bridge.errors import WorkerFailedError
 from bridge.local.endpoint import LocalEndpoint
 from bridge.processors.sqlite import SqliteProcessorFactory
 from bridge.processors.sqlite.snapshots import SnapshotRestoreError, SqliteSnapshots
 from bridge.snapshots import StreamManifest, newest_first, sha256_of
-from bridge.worker.worker import WorkerFailedError
 from tests.sqlite.test_replica_e2e import eventually, replica_items, scan, status
 from tests.support.workload import create_table
 from tests.worker.conftest import RunningWorker, running_worker

@@ -25,9 +25,9 @@ import pytest
 
 from bridge.core.leasing import Lease
 from bridge.core.positions import SHARD_END
+from bridge.errors import WorkerFailedError
 from bridge.local.endpoint import LocalEndpoint
 from bridge.processors.api import EndReason, LeaseLostError
-from bridge.worker.worker import WorkerFailedError
 from tests.support.memory import RecordSink
 from tests.support.workload import (
     Writer,

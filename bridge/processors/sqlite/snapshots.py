@@ -18,11 +18,11 @@ import structlog
 
 from bridge.config import SourceConfig
 from bridge.core.positions import SHARD_END
+from bridge.errors import WorkerFailedError
 from bridge.processors.sqlite.snapshot_restorer import RestoreResult, SnapshotRestorer, Wanted
 from bridge.processors.sqlite.snapshot_taker import SnapshotTaker, copy_replica
 from bridge.snapshots import ObjectStore, S3ObjectStore, SnapshotsConfig, StreamManifest
-from bridge.streams import StaticCredentials, StreamError, StreamsClient
-from bridge.worker.worker import WorkerFailedError
+from bridge.streams import StreamError, StreamsClient
 
 log = structlog.get_logger("bridge.processor.sqlite.snapshots")
 
@@ -133,15 +133,7 @@ class SqliteSnapshots:
         if self.source is None:
             raise SnapshotRestoreError("restoring a snapshot needs the source settings")
         source = self.source
-        credentials = None
-        if source.aws_access_key_id and source.aws_secret_access_key:
-            credentials = StaticCredentials(
-                source.aws_access_key_id.get_secret_value(),
-                source.aws_secret_access_key.get_secret_value(),
-            )
-        async with StreamsClient(
-            source.region, source.endpoint_url, credentials=credentials
-        ) as streams:
+        async with StreamsClient.for_source(source) as streams:
             try:
                 arn = source.stream_arn or await streams.latest_stream_arn(source.table)
             except StreamError as exc:

@@ -1,0 +1,1 @@
+"""The worker: KCL's scheduler and lease coordinator, one role per module (ARCHITECTURE.md)."""
