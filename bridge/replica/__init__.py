@@ -28,9 +28,9 @@ from bridge.replica._follower import (
     run_replica,
 )
 from bridge.replica._snapshot_restorer import Rejection, RestoreResult, SnapshotRestorer
-from bridge.replica._snapshot_taker import SnapshotTaker, copy_replica
+from bridge.replica._snapshot_taker import SnapshotTaker
 from bridge.replica._store import SCHEMA_VERSION, ReplicaFileError, ReplicaStore, stored_offsets
-from bridge.snapshots._settings import SnapshotsConfig
+from bridge.snapshots import SnapshotsConfig, copy_replica
 
 
 def load_replica_config(path: Path | str, env: Mapping[str, str] | None = None) -> ReplicaConfig:

@@ -42,9 +42,16 @@ from bridge.replica._filter import ItemFilter
 from bridge.replica._messages import BadMessageError, OutOfRange, PartitionEnd, change_of
 from bridge.replica._readiness import FollowerReadiness
 from bridge.replica._snapshot_restorer import RestoreResult, SnapshotRestorer
-from bridge.replica._snapshot_taker import SnapshotTaker, copy_replica
+from bridge.replica._snapshot_taker import SnapshotTaker
 from bridge.replica._store import Entry, ReplicaStore, StoredOffset
-from bridge.snapshots import Manifest, ObjectStore, S3ObjectStore, describe_gap, offsets_gap
+from bridge.snapshots import (
+    Manifest,
+    ObjectStore,
+    S3ObjectStore,
+    copy_replica,
+    describe_gap,
+    offsets_gap,
+)
 
 T = TypeVar("T")
 

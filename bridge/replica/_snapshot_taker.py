@@ -1,9 +1,8 @@
-"""Taking a snapshot of the replica file: a consistent copy, gzip, upload, manifest last,
-then the retention sweep.
+"""Taking a snapshot of the replica file: describe a consistent copy
+(``bridge.snapshots.copy_replica``), gzip, upload, manifest last, then the retention sweep.
 
-The copy is ``VACUUM INTO`` from a connection of its own: in WAL mode that is one read
-transaction, so the applier keeps committing while it runs, and the copy holds rows and
-offsets of the same instant. Offsets, item count and watermark are read from the copy itself.
+Offsets, item count and watermark are read from the copy itself, never from the live file,
+so they are those of the rows the copy holds.
 """
 
 from __future__ import annotations
@@ -31,12 +30,6 @@ from bridge.snapshots import (
 from bridge.snapshots._settings import SnapshotsConfig
 
 log = structlog.get_logger("bridge.replica.snapshots")
-
-
-def copy_replica(source: Path, target: Path) -> None:
-    """A consistent copy of ``source`` from a connection of its own (WAL: writers go on)."""
-    with contextlib.closing(sqlite3.connect(source, timeout=30, isolation_level=None)) as db:
-        db.execute("VACUUM INTO ?", (str(target),))
 
 
 class SnapshotTaker:

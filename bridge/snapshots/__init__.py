@@ -1,12 +1,13 @@
 """Snapshots of a SQLite replica in S3: the ``snapshots`` settings, the manifest format, the
-object store seam, gzip and sha256, uploading and checking one object, progress reporting.
-What goes into a snapshot and whether its position is still usable is the user's:
-``bridge.replica`` (docs/replica.md) and the SQLite processor (docs/sqlite.md)."""
+object store seam, the consistent copy, gzip and sha256, uploading and checking one object,
+progress reporting. What goes into a snapshot and whether its position is still usable is the
+user's: ``bridge.replica`` (docs/replica.md) and the SQLite processor (docs/sqlite.md)."""
 
 from bridge.snapshots._files import (
     Compressed,
     CorruptSnapshotError,
     compress_file,
+    copy_replica,
     decompress_file,
     sha256_of,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "Uploaded",
     "app_prefix",
     "compress_file",
+    "copy_replica",
     "created_of",
     "data_key_of",
     "decompress_file",

@@ -1,10 +1,8 @@
-"""Taking a snapshot of the SQLite processor's replica: a consistent copy, gzip, upload,
-manifest last, then the retention sweep.
+"""Taking a snapshot of the SQLite processor's replica: describe a consistent copy
+(``bridge.snapshots.copy_replica``), gzip, upload, manifest last, then the retention sweep.
 
-The copy is ``VACUUM INTO`` from a connection of its own: in WAL mode that is one read
-transaction, so the writer keeps committing while it runs, and the copy holds rows and
-checkpoints of the same instant (they commit together). The checkpoints, item count and
-watermark in the manifest are read from the copy itself, never from the live file.
+The checkpoints, item count and watermark in the manifest are read from the copy itself, never
+from the live file, so they are those of the rows the copy holds.
 """
 
 from __future__ import annotations
@@ -31,12 +29,6 @@ from bridge.snapshots import (
 )
 
 log = structlog.get_logger("bridge.processor.sqlite.snapshots")
-
-
-def copy_replica(source: Path, target: Path) -> None:
-    """A consistent copy of ``source`` from a connection of its own (WAL: the writer goes on)."""
-    with contextlib.closing(sqlite3.connect(source, timeout=30, isolation_level=None)) as db:
-        db.execute("VACUUM INTO ?", (str(target),))
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,14 @@ from bridge.config import SourceConfig
 from bridge.core.positions import SHARD_END
 from bridge.errors import WorkerFailedError
 from bridge.processors.sqlite.snapshot_restorer import RestoreResult, SnapshotRestorer, Wanted
-from bridge.processors.sqlite.snapshot_taker import SnapshotTaker, copy_replica
-from bridge.snapshots import ObjectStore, S3ObjectStore, SnapshotsConfig, StreamManifest
+from bridge.processors.sqlite.snapshot_taker import SnapshotTaker
+from bridge.snapshots import (
+    ObjectStore,
+    S3ObjectStore,
+    SnapshotsConfig,
+    StreamManifest,
+    copy_replica,
+)
 from bridge.streams import StreamError, StreamsClient
 
 log = structlog.get_logger("bridge.processor.sqlite.snapshots")
