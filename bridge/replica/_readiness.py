@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bridge.freshness import Freshness, oldest_watermark, worst_lag
+
 
 @dataclass
 class PartitionProgress:
@@ -21,13 +23,23 @@ class PartitionProgress:
     high: int | None = None
     """The high watermark as last fetched; None until the broker told us."""
 
+    def read_to_end(self) -> bool:
+        return self.high is not None and self.position >= self.high
+
+    def lag_ms(self, wall_ms: int) -> float | None:
+        """0 once read to the high watermark, else the newest applied message's age."""
+        if self.read_to_end():
+            return 0.0
+        if self.message_ms is not None:
+            return float(max(0, wall_ms - self.message_ms))
+        return None
+
 
 @dataclass
-class FollowerReadiness:
-    ready_lag: float = 2.0
+class FollowerReadiness(Freshness):
     stall_after: float = 10.0
-    broker: str = "the broker"
     phase: str = "starting"
+    broker: str = "the broker"
     partitions: dict[int, PartitionProgress] = field(default_factory=dict)
     broker_ok_at: float | None = None
     broker_error: str | None = None
@@ -63,14 +75,7 @@ class FollowerReadiness:
         self.broker_error = error
 
     def lag_ms(self, wall_ms: int) -> float | None:
-        """The worst partition's: 0 when read to its end, else its newest message's age."""
-        lags: list[float] = []
-        for state in self.partitions.values():
-            if state.high is not None and state.position >= state.high:
-                lags.append(0.0)
-            elif state.message_ms is not None:
-                lags.append(float(max(0, wall_ms - state.message_ms)))
-        return max(lags) if lags else None
+        return worst_lag(s.lag_ms(wall_ms) for s in self.partitions.values())
 
     def behind(self) -> int | None:
         """Messages between the positions and the known high watermarks (None: none known)."""
@@ -80,16 +85,15 @@ class FollowerReadiness:
         return sum(max(0, (s.high or 0) - s.position) for s in known)
 
     def watermark_ms(self) -> int | None:
-        marks = [s.message_ms for s in self.partitions.values() if s.message_ms is not None]
-        return min(marks) if marks else None
+        return oldest_watermark(s.message_ms for s in self.partitions.values())
 
     def verdict(self, now: float, wall_ms: int) -> tuple[bool, str]:
         if self.gap is not None:
             return False, self.gap
-        if self.phase != "streaming":
-            return False, self.phase
+        if (verdict := self.not_streaming()) is not None:
+            return verdict
         silent = None if self.broker_ok_at is None else now - self.broker_ok_at
-        if silent is None or silent > self.stall_after:
+        if self.stalled(silent):
             since = "not reached yet" if silent is None else f"silent for {silent:.0f}s"
             if self.broker_error:  # it names the broker
                 return False, f"kafka broker {since}: {self.broker_error}"
@@ -99,14 +103,14 @@ class FollowerReadiness:
         if not self.partitions:
             return False, "no partitions assigned"
         for partition, state in sorted(self.partitions.items()):
-            if state.high is not None and state.position >= state.high:
+            if state.read_to_end():
                 continue
-            age = None if state.message_ms is None else (wall_ms - state.message_ms) / 1000
-            if age is not None and age < self.ready_lag:
+            age_ms = None if state.message_ms is None else wall_ms - state.message_ms
+            if age_ms is not None and self.fresh(age_ms):
                 continue
             if state.high is None:
                 return False, f"partition {partition}: catching up (end not known yet)"
             behind = state.high - state.position
-            old = "" if age is None else f", newest applied {age:.1f}s old"
+            old = "" if age_ms is None else f", newest applied {age_ms / 1000:.1f}s old"
             return False, f"partition {partition}: {behind} messages behind{old}"
         return True, "ready"

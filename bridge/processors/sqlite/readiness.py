@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bridge.freshness import Freshness, oldest_watermark, worst_lag
+
 
 @dataclass
 class _Shard:
@@ -19,10 +21,7 @@ class _Shard:
 
 
 @dataclass
-class ReadinessTracker:
-    ready_lag: float = 2.0
-    stall_after: float = 30.0
-    phase: str = "streaming"
+class ReadinessTracker(Freshness):
     _shards: dict[str, _Shard] = field(default_factory=dict)
     _was_ready: bool = False
     _handover_until: float = 0.0
@@ -53,12 +52,10 @@ class ReadinessTracker:
             self._handover_until = now + self.stall_after
 
     def lag_ms(self) -> float | None:
-        lags = [s.lag_ms for s in self._shards.values() if s.lag_ms is not None]
-        return max(lags) if lags else None
+        return worst_lag(s.lag_ms for s in self._shards.values())
 
     def watermark_ms(self) -> int | None:
-        marks = [s.watermark_ms for s in self._shards.values() if s.watermark_ms is not None]
-        return min(marks) if marks else None
+        return oldest_watermark(s.watermark_ms for s in self._shards.values())
 
     def verdict(self, now: float) -> tuple[bool, str]:
         ready, reason = self._judge(now)
@@ -66,15 +63,15 @@ class ReadinessTracker:
         return ready, reason
 
     def _judge(self, now: float) -> tuple[bool, str]:
-        if self.phase != "streaming":
-            return False, self.phase
+        if (verdict := self.not_streaming()) is not None:
+            return verdict
         if not self._shards:
             if self._was_ready and now < self._handover_until:
                 return True, "ready (shards handing over to their children)"
             return False, "no shards being read"
         for shard, state in sorted(self._shards.items()):
             silent = now - state.last_activity
-            if silent > self.stall_after:
+            if self.stalled(silent):
                 return False, f"shard {shard} silent for {silent:.0f}s"
         unknown = [s for s, state in self._shards.items() if state.lag_ms is None]
         # A shard just opened by a split has not been read yet; before the first ready verdict
@@ -84,6 +81,6 @@ class ReadinessTracker:
         lag = self.lag_ms()
         if lag is None:
             return False, "catching up"
-        if lag >= self.ready_lag * 1000:
+        if not self.fresh(lag):
             return False, f"lag {lag:.0f} ms over {self.ready_lag * 1000:.0f} ms"
         return True, "ready"
