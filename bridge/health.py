@@ -6,62 +6,18 @@ and the orchestrator restarts the pod, which is the point of a liveness probe.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bridge.core.readiness import Readiness
 from bridge.metrics import Metrics
 
-if TYPE_CHECKING:
-    from bridge.worker.worker import Worker
+__all__ = ["HealthServer", "Readiness"]
 
 log = structlog.get_logger("bridge.health")
-
-
-@dataclass(frozen=True)
-class Readiness:
-    ready: bool
-    reason: str
-
-
-def worker_readiness(worker: Worker, ready_lag: float) -> Readiness:
-    """Ready: running, no fatal error, lag under ``ready_lag``, and the processor (when it
-    judges its own freshness, as the SQLite replica does) agrees. A worker holding no lease
-    is ready too: in a cluster larger than the shard count that is its legitimate share."""
-    if worker.state.fatal is not None:
-        return Readiness(False, f"failed: {worker.state.fatal}")
-    if worker.stopping.is_set():
-        return Readiness(False, "stopping")
-    now = worker.clock()
-    coordination = worker.config.coordination
-    patience = max(
-        coordination.lease_duration.total_seconds(), 3 * coordination.take_interval.total_seconds()
-    )
-    if worker.last_take_ok is None:
-        return Readiness(False, "starting: lease table not read yet")
-    if now - worker.last_take_ok > patience:
-        return Readiness(False, f"lease table not read for {now - worker.last_take_ok:.0f}s")
-    quiet = max(patience, 3 * worker.config.polling.idle_interval.total_seconds())
-    for key, owned in sorted(worker.state.owned.items()):
-        consumer = owned.consumer
-        if consumer is not None and owned.task is not None and not owned.task.done():
-            silent = time.monotonic() - consumer.last_read_at
-            if silent > quiet:
-                return Readiness(False, f"shard {key} not read for {silent:.0f}s")
-    lag = worker.metrics.value("bridge_lag_ms")
-    if lag >= ready_lag * 1000:
-        return Readiness(False, f"lag {lag:.0f} ms over {ready_lag * 1000:.0f} ms")
-    verdict = getattr(getattr(worker.factory, "readiness", None), "verdict", None)
-    if callable(verdict):
-        ready, reason = verdict(time.monotonic())
-        if not ready:
-            return Readiness(False, f"processor: {reason}")
-    return Readiness(True, "ready")
 
 
 class HealthServer:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from bridge.config.durations import Duration
+from bridge.core.positions import InitialPosition
 
 _APP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
@@ -39,6 +40,12 @@ class SourceConfig(_Section):
     aws_access_key_id: SecretStr | None = None
     aws_secret_access_key: SecretStr | None = None
     """Static credentials; leave unset to use the usual AWS credential chain."""
+
+    @property
+    def initial_position(self) -> InitialPosition:
+        """Where the stream side of a shard with no checkpoint starts: ``bootstrap`` and
+        ``auto`` scan the table first, then read every shard from its oldest record."""
+        return "latest" if self.start == "latest" else "trim_horizon"
 
 
 class CoordinationConfig(_Section):

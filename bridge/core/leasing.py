@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, field
 
 from bridge.core.lineage import parents_exhausted
@@ -218,3 +218,17 @@ def _steals(
         stolen.extend(candidates[:count])
         budget -= count
     return stolen
+
+
+def continuation_of(parent: str, created_children: Sequence[str]) -> Lease | None:
+    """The child lease the reader of ``parent`` takes itself once it read the parent to its end
+    and created the children's leases (None when it created none: another worker did).
+
+    The lineage goes on with the worker that read it, rather than with whichever take cycle
+    runs first: under a throttled lease table that may be another worker's, and then this one
+    is a lease short and steals one back. A child waiting for its parent is nobody's load
+    (``workable``), so holding it early unbalances nothing.
+    """
+    if not created_children:
+        return None
+    return Lease(created_children[0], parents=frozenset([parent]))

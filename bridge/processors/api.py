@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bridge.core.readiness import Readiness
 from bridge.errors import LeaseLostError
 
 if TYPE_CHECKING:
@@ -137,6 +138,12 @@ class ProcessorFactory(ABC):
 
     @abstractmethod
     def create(self, shard_id: str) -> Processor: ...
+
+    def freshness(self, now: float) -> Readiness | None:
+        """The processors' own verdict on how fresh their data is, for ``/readyz`` (the SQLite
+        replica judges its own); None, the default, leaves readiness to the worker. ``now`` is
+        the worker's monotonic clock."""
+        return None
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release shared resources; called after every processor ended."""

@@ -12,7 +12,8 @@ import structlog
 
 from bridge.aws import client_kwargs
 from bridge.config import BridgeConfig
-from bridge.health import HealthServer, worker_readiness
+from bridge.core.readiness import ReadinessLimits, judge
+from bridge.health import HealthServer
 from bridge.leases.heartbeats import WorkerRegistry
 from bridge.leases.leader import LeaderElection
 from bridge.leases.store import DynamoLeaseStore
@@ -90,11 +91,14 @@ async def run_worker(config: BridgeConfig) -> None:
         worker.install_signal_handlers()
         health: HealthServer | None = None
         if config.metrics.enabled:
-            ready_lag = config.ready_lag.total_seconds()
+            limits = ReadinessLimits.of(
+                ready_lag=config.ready_lag.total_seconds(),
+                lease_duration=config.coordination.lease_duration.total_seconds(),
+                take_interval=config.coordination.take_interval.total_seconds(),
+                idle_interval=config.polling.idle_interval.total_seconds(),
+            )
             health = HealthServer(
-                worker.metrics,
-                lambda: worker_readiness(worker, ready_lag),
-                port=config.metrics.port,
+                worker.metrics, lambda: judge(worker.status(), limits), port=config.metrics.port
             )
             try:
                 await health.start()

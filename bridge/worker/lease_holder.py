@@ -1,7 +1,11 @@
-"""A lease this worker holds: renewed on its own task, checkpointed through the same lock.
+"""A lease this worker holds: its renewer and its one checkpointer.
 
-Renewals and checkpoints are both conditional on the counter, so they must not race each other:
-one lock per lease serialises them and keeps the counter we hold current. The holder also keeps
+Every checkpoint of the shard goes through here, whoever asks: the delivery after a batch, the
+consumer at the shard's end, a processor that checkpoints itself (``ShardContext.checkpointer``
+is this object). It is the only writer of the lease's row and of ``lease``, the value this
+worker believes the row holds, lag reading included. Renewals and checkpoints are both
+conditional on the counter, so they must not race each other: one lock per lease serialises
+them and keeps the counter we hold current. The holder also keeps
 its own deadline (when the last successful renewal was *sent*, plus ``lease_duration``): another
 worker can only see that renewal later, so once the deadline passes this worker must assume the
 lease is gone, even if it could not hear so from DynamoDB.
@@ -17,10 +21,11 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import structlog
 
-from bridge.core.leasing import Lease
+from bridge.core.leasing import LagReading, Lease
 from bridge.errors import LeaseLostError
 from bridge.leases.store import LeaseStore
 from bridge.worker.lease_table_retry import checkpoint_backoff, is_transient, renewal_backoff
@@ -38,9 +43,13 @@ class LeaseHolder:
         taken_at: float,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        on_checkpoint: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.lease = lease
+        self.on_checkpoint = on_checkpoint
+        """Called after each checkpoint written (``bridge_checkpoint_writes_total``)."""
+        self._lag: LagReading | None = None
         self.lease_duration = lease_duration
         self.clock = clock
         self.valid_until = taken_at + lease_duration
@@ -60,6 +69,17 @@ class LeaseHolder:
         if not self.lost.is_set() and self.clock() >= self.valid_until:
             self._mark_lost("lease deadline passed without a successful renewal")
         return not self.lost.is_set()
+
+    def report_lag(self, reading: LagReading) -> None:
+        """The owner's latest lag reading: the next renewal or checkpoint writes it to the row
+        (no write of its own), where ``bridge status`` reads it from any machine."""
+        self._lag = reading
+
+    def _outgoing(self) -> Lease:
+        """The lease as the next write should leave it (called under the lock)."""
+        if self._lag is not None and self._lag != self.lease.lag:
+            self.lease = replace(self.lease, lag=self._lag)
+        return self.lease
 
     def ensure_valid(self) -> None:
         if not self.is_valid():
@@ -90,7 +110,7 @@ class LeaseHolder:
                     return False
                 sent = self.clock()
                 try:
-                    self.lease = await self.store.renew(self.lease)
+                    self.lease = await self.store.renew(self._outgoing())
                 except LeaseLostError:
                     self._mark_lost("renewal refused: another worker holds the lease")
                     return False
@@ -122,7 +142,7 @@ class LeaseHolder:
                 self.ensure_valid()
                 sent = self.clock()
                 try:
-                    self.lease = await self.store.checkpoint(self.lease, sequence_number)
+                    self.lease = await self.store.checkpoint(self._outgoing(), sequence_number)
                 except LeaseLostError:
                     self._mark_lost("checkpoint refused: another worker holds the lease")
                     raise
@@ -138,6 +158,7 @@ class LeaseHolder:
                     )
                 else:
                     self.checkpoint_writes += 1
+                    self.on_checkpoint()
                     return
             await self._retry_wait(self._checkpoint_backoff.delay(attempt, self._rng))
             attempt += 1

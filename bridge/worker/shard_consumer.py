@@ -11,21 +11,20 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import structlog
 
 from bridge.core.backoff import Backoff, PollPacer
 from bridge.core.leasing import LagReading
-from bridge.core.lineage import ShardLifecycle
+from bridge.core.losses import LossLedger
 from bridge.core.positions import (
     SHARD_END,
     InitialPosition,
     IteratorRequest,
     TrimAction,
     after_trim,
-    records_lost,
     resume_after_expiry,
     start_position,
 )
@@ -86,7 +85,11 @@ class ShardConsumer:
         stop: asyncio.Event,
         rng: random.Random | None = None,
         before_shard_end: Callable[[], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` is the worker's monotonic clock (when the shard was last read, for
+        readiness); ``wall_clock`` is compared with the records' creation times (lag)."""
         self.context = context
         self.before_shard_end = before_shard_end
         self.shard_id = context.shard_id
@@ -100,16 +103,17 @@ class ShardConsumer:
         self.rng = rng or random.Random()
         self.pacer = PollPacer(settings.interval, settings.idle_interval)
         self.backoff = Backoff(base=max(settings.interval, 0.05), cap=60.0)
-        self.checkpoint: str | None = None
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.started_from: str | None = None
+        """The checkpoint reading started from: the processor's own, or the lease's."""
         self.last_sequence: str | None = None
+        """The last record handed to the processor and done."""
         self.lag_ms = 0.0
-        self.last_read_at = time.monotonic()
+        self.last_read_at = clock()
         self.end_reason: EndReason | None = None
         self.backoff_attempt = 0
-        self._lost_after: str | None = None
-        self._unreported_loss: tuple[int, str | None] | None = None
-        # The worker starts a consumer only once every parent is exhausted.
-        self.lifecycle = ShardLifecycle(self.shard_id, frozenset())
+        self.losses = LossLedger()
         self._log = log.bind(shard=self.shard_id)
 
     async def run(self) -> EndReason:
@@ -170,16 +174,14 @@ class ShardConsumer:
 
     async def _consume(self) -> EndReason:
         own = await self.processor.start(self.context)
-        self.checkpoint = own if own is not None else self.holder.lease.checkpoint
+        self.started_from = own if own is not None else self.holder.lease.checkpoint
         request = start_position(
-            self.checkpoint, self.settings.initial, bool(self.context.parent_shard_ids)
+            self.started_from, self.settings.initial, bool(self.context.parent_shard_ids)
         )
         if request is None:
-            self.lifecycle.ended()
             return EndReason.SHARD_END
-        self._log.info("shard started", checkpoint=self.checkpoint, start=request.kind)
+        self._log.info("shard started", checkpoint=self.started_from, start=request.kind)
         iterator = await self._iterator(request)
-        self.lifecycle.reading()
         while iterator is not None:
             if self.stop.is_set():
                 return EndReason.SHUTDOWN
@@ -188,9 +190,7 @@ class ShardConsumer:
         if self.before_shard_end is not None:
             await self.before_shard_end()  # the children's leases, while the parent is unfinished
         await self.holder.checkpoint(SHARD_END)
-        self.metrics.checkpoint_writes.inc()
         self._report_loss()
-        self.lifecycle.ended()
         self._log.info("shard end reached", last_seq=self.last_sequence)
         return EndReason.SHARD_END
 
@@ -209,7 +209,7 @@ class ShardConsumer:
         finally:
             self.metrics.getrecords_calls.inc()
         self.backoff_attempt = 0
-        self.last_read_at = time.monotonic()
+        self.last_read_at = self.clock()
         if page.records:
             await self._handle(page.records)
         else:
@@ -219,14 +219,14 @@ class ShardConsumer:
         if page.next_iterator is not None:
             behind = len(page.records) >= self.settings.max_records or self.lag_ms > _CAUGHT_UP_MS
             await self._wait(self.pacer.after_read(len(page.records), behind=behind))
-        elif self._lost_after is not None:
+        elif self.losses.measuring:
             await self._count_lost_to_shard_end()
         return page.next_iterator
 
     async def _handle(self, records: list[ChangeRecord]) -> None:
         self.metrics.records_consumed.inc(len(records))
-        if self._lost_after is not None:
-            self._count_lost(records[0].sequence_number)  # reported once checkpointed past
+        if self.losses.measuring:
+            self.losses.first_available(records[0].sequence_number)  # reported once past it
         # The read may have taken long (a stalled network, or this process frozen): if the
         # lease ran out meanwhile, another worker may be reading these very records. Hand them
         # to the processor only while the lease is still ours.
@@ -234,18 +234,15 @@ class ShardConsumer:
         await self.delivery.deliver(Batch(self.shard_id, records))
         self._report_loss()
         self.last_sequence = records[-1].sequence_number
-        self.checkpoint = self.last_sequence
         self.metrics.records_processed.inc(len(records))
-        now = time.time()
+        now = self.wall_clock()
         self.lag_ms = max(0.0, (now - records[-1].approximate_creation_time.timestamp()) * 1000)
         if self.settings.roundtrip_attribute:
             self._observe_roundtrip(records, now)
 
     def _report_lag(self) -> None:
-        """Put the lag on the held lease: the next renewal or checkpoint writes it to the lease
-        table (no write of its own), where ``bridge status`` reads it from any machine."""
-        reading = LagReading(lag_ms=round(self.lag_ms), measured_at_ms=round(time.time() * 1000))
-        self.holder.lease = replace(self.holder.lease, lag=reading)
+        measured_at_ms = round(self.wall_clock() * 1000)
+        self.holder.report_lag(LagReading(lag_ms=round(self.lag_ms), measured_at_ms=measured_at_ms))
 
     def _observe_roundtrip(self, records: list[ChangeRecord], now: float) -> None:
         attribute = self.settings.roundtrip_attribute
@@ -257,7 +254,7 @@ class ShardConsumer:
     def _resume_request(self) -> IteratorRequest:
         return resume_after_expiry(
             self.last_sequence,
-            self.checkpoint,
+            self.started_from,
             self.settings.initial,
             bool(self.context.parent_shard_ids),
         )
@@ -289,7 +286,7 @@ class ShardConsumer:
             return None
 
     async def _after_trim(self, exc: TrimmedDataError) -> str | None:
-        position = self.last_sequence or self.checkpoint
+        position = self.last_sequence or self.started_from
         self._log.error(
             "records were trimmed by retention before they were read",
             after=position,
@@ -297,7 +294,7 @@ class ShardConsumer:
             error=str(exc),
         )
         decision = after_trim(position, self.settings.on_trimmed)
-        self._lost_after = decision.lost_after
+        self.losses.gap_found(decision.lost_after)
         if decision.action is TrimAction.FAIL or decision.retry_from is None:
             await self._measure_loss()
             raise RecordsTrimmedError(
@@ -317,14 +314,14 @@ class ShardConsumer:
     async def _after_shard_trimmed_away(self, exc: StreamNotFoundError) -> None:
         """Nothing of the shard is left; with ``resume`` it counts as ended so its children
         start. How many records went with it cannot be known, so none are counted."""
-        position = self.last_sequence or self.checkpoint
+        position = self.last_sequence or self.started_from
         self._log.error(
             "shard was trimmed away by retention before it was read to its end; "
             "the records after the checkpoint are lost (how many is unknown)",
             after=position,
             on_trimmed=self.settings.on_trimmed,
         )
-        self._lost_after = None
+        self.losses.forget()
         if self.settings.on_trimmed == "fail":
             raise RecordsTrimmedError(
                 f"the shard was trimmed away after {position} before it was read to its end "
@@ -345,7 +342,7 @@ class ShardConsumer:
             self._log.warning("could not measure the loss", error=repr(exc))
             return
         if page.records:
-            self._count_lost(page.records[0].sequence_number)
+            self.losses.first_available(page.records[0].sequence_number)
         elif page.next_iterator is None:
             await self._count_lost_to_shard_end()
         self._report_loss()  # the shard stops here: no checkpoint will follow
@@ -358,25 +355,14 @@ class ShardConsumer:
             self._log.warning("could not measure the loss", error=repr(exc))
             return
         for shard in description.shards:
-            end = shard.ending_sequence_number
-            if shard.shard_id == self.shard_id and end is not None and end.isdigit():
-                self._count_lost(str(int(end) + 1))  # as if the next record were there
-
-    def _count_lost(self, first_available: str) -> None:
-        """Measure the gap; it is reported once a checkpoint past it lands (``_report_loss``).
-        Reported at once, it would be counted twice whenever the lease moved before that
-        checkpoint: the next owner resumes before the gap and finds it again."""
-        after, self._lost_after = self._lost_after, None
-        lost = records_lost(after, first_available)
-        if lost:
-            self._unreported_loss = (lost, after)
+            if shard.shard_id == self.shard_id and shard.ending_sequence_number is not None:
+                self.losses.ran_to_shard_end(shard.ending_sequence_number)
 
     def _report_loss(self) -> None:
-        if self._unreported_loss is None:
-            return
-        (lost, after), self._unreported_loss = self._unreported_loss, None
-        self.metrics.records_lost.inc(lost)
-        self._log.error("records lost to retention", count=lost, after=after)
+        loss = self.losses.checkpointed()
+        if loss is not None:
+            self.metrics.records_lost.inc(loss.count)
+            self._log.error("records lost to retention", count=loss.count, after=loss.after)
 
     async def _transient(self, exc: TransientStreamError) -> None:
         self.metrics.errors_transient.inc()

@@ -1,20 +1,18 @@
-"""Keep one lease per shard: create leases for new shards, delete finished ones.
+"""Keep one lease per shard: the leader's sync, and the children of a shard read to its end.
 
-Only the leader runs this in a cluster, so DescribeStream costs the same for 1 or 100 workers.
+Only the leader runs ``ShardSyncer.sync`` in a cluster, so DescribeStream costs the same for 1
+or 100 workers; what it changes is decided by ``bridge.core.sync_plan``.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 
 import structlog
 
-from bridge.core.leasing import Lease
 from bridge.core.positions import InitialPosition
+from bridge.core.sync_plan import plan_sync
 from bridge.leases.store import LeaseStore
-from bridge.streams.model import Shard
 from bridge.streams.reader import StreamReader
 
 log = structlog.get_logger("bridge.shard_sync")
@@ -40,33 +38,16 @@ class ShardSyncer:
         description = await self.reader.describe_stream(self.stream_arn)
         shards = {shard.shard_id: shard for shard in description.shards}
         leases = {lease.key: lease for lease in await self.store.list_leases()}
+        plan = plan_sync(shards, leases, self.initial)
         result = SyncResult(shards=len(shards))
-        # A new application starting at LATEST reads only the open shards: leases for closed
-        # shards (and lineage links to them) would replay their history.
-        only_open = self.initial == "latest" and not leases
-        children: dict[str, set[str]] = defaultdict(set)
-        for shard in shards.values():
-            if shard.parent_shard_id:
-                children[shard.parent_shard_id].add(shard.shard_id)
-        for shard_id in _parents_first(shards):
-            shard = shards[shard_id]
-            if shard_id in leases or (only_open and shard.ending_sequence_number is not None):
-                continue
-            parent = shard.parent_shard_id
-            known_parent = (
-                parent is not None and not only_open and (parent in shards or parent in leases)
-            )
-            parents = frozenset([parent]) if known_parent and parent else frozenset()
+        for shard_id, parents in plan.create:
             if await self.store.create_lease(shard_id, parents):
                 result.created.append(shard_id)
-        for parent, kids in children.items():
-            lease = leases.get(parent)
-            if lease is not None and not kids <= lease.children:
-                await self.store.add_children(parent, frozenset(kids))
-        for lease in leases.values():
-            if _finished_and_gone(lease, shards.keys(), leases):
-                await self.store.delete(lease.key)
-                result.deleted.append(lease.key)
+        for parent, children in plan.add_children:
+            await self.store.add_children(parent, children)
+        for key in plan.delete:
+            await self.store.delete(key)
+            result.deleted.append(key)
         if result.created or result.deleted:
             log.info(
                 "shards synced",
@@ -98,29 +79,3 @@ async def create_child_leases(
     if created:
         log.info("child shards leased", parent=parent, created=created)
     return created
-
-
-def _parents_first(shards: Mapping[str, Shard]) -> list[str]:
-    """Order shard ids so that a parent comes before its children (creation order of leases)."""
-    ordered: list[str] = []
-    seen: set[str] = set()
-
-    def visit(shard_id: str) -> None:
-        if shard_id in seen or shard_id not in shards:
-            return
-        seen.add(shard_id)
-        parent = shards[shard_id].parent_shard_id
-        if parent:
-            visit(parent)
-        ordered.append(shard_id)
-
-    for shard_id in sorted(shards):
-        visit(shard_id)
-    return ordered
-
-
-def _finished_and_gone(lease: Lease, in_stream: Set[str], leases: Mapping[str, Lease]) -> bool:
-    """A lease can go once its shard is done, has left the stream, and its children started."""
-    if not lease.finished or lease.key in in_stream:
-        return False
-    return all(child in leases and leases[child].checkpoint is not None for child in lease.children)

@@ -37,7 +37,7 @@ async def test_consumers_stop_at_the_lease_deadline_while_renewals_hang(
     async with running_worker(config) as running:
         store = running.worker.store
         await sink.wait_until(lambda: sink.outage_calls >= 1, within=30)
-        held = {key for key, owned in running.worker.state.owned.items() if owned.task}
+        held = set(running.worker.status().last_reads)
         assert held
 
         cut_at = time.monotonic()

@@ -1,0 +1,95 @@
+"""What the leader's shard sync should change in the lease table, given the stream's shards.
+
+One lease per shard: new shards get a lease (parents first, so a child's parent link always
+points at a lease that exists), parents learn their children, and a finished lease goes once
+its shard has left the stream and every child has started. Pure: the leader lists the shards
+and the leases, this decides, ``bridge.worker.shard_syncer`` writes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
+from typing import Protocol
+
+from bridge.core.leasing import Lease
+from bridge.core.positions import InitialPosition
+
+
+class StreamShard(Protocol):
+    """What the plan needs to know of a shard (``bridge.streams.Shard`` is one)."""
+
+    @property
+    def shard_id(self) -> str: ...
+    @property
+    def parent_shard_id(self) -> str | None: ...
+    @property
+    def closed(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    create: tuple[tuple[str, frozenset[str]], ...] = ()
+    """(shard id, parents) of each lease to create, parents before their children."""
+    add_children: tuple[tuple[str, frozenset[str]], ...] = ()
+    """(lease key, children) where a lease does not list all its shard's children yet."""
+    delete: tuple[str, ...] = ()
+    """Finished leases whose shard left the stream and whose children all started."""
+
+
+def plan_sync(
+    shards: Mapping[str, StreamShard], leases: Mapping[str, Lease], initial: InitialPosition
+) -> SyncPlan:
+    # A new application starting at LATEST reads only the open shards: leases for closed
+    # shards (and lineage links to them) would replay their history.
+    only_open = initial == "latest" and not leases
+    create = []
+    for shard_id in parents_first(shards):
+        shard = shards[shard_id]
+        if shard_id in leases or (only_open and shard.closed):
+            continue
+        parent = shard.parent_shard_id
+        known_parent = (
+            parent is not None and not only_open and (parent in shards or parent in leases)
+        )
+        create.append((shard_id, frozenset([parent]) if known_parent and parent else frozenset()))
+    children: dict[str, set[str]] = defaultdict(set)
+    for shard in shards.values():
+        if shard.parent_shard_id:
+            children[shard.parent_shard_id].add(shard.shard_id)
+    add_children = [
+        (parent, frozenset(kids))
+        for parent, kids in children.items()
+        if parent in leases and not kids <= leases[parent].children
+    ]
+    delete = [
+        lease.key for lease in leases.values() if _finished_and_gone(lease, shards.keys(), leases)
+    ]
+    return SyncPlan(tuple(create), tuple(add_children), tuple(delete))
+
+
+def parents_first(shards: Mapping[str, StreamShard]) -> list[str]:
+    """Shard ids ordered so that a parent comes before its children (creation order of leases)."""
+    ordered: list[str] = []
+    seen: set[str] = set()
+
+    def visit(shard_id: str) -> None:
+        if shard_id in seen or shard_id not in shards:
+            return
+        seen.add(shard_id)
+        parent = shards[shard_id].parent_shard_id
+        if parent:
+            visit(parent)
+        ordered.append(shard_id)
+
+    for shard_id in sorted(shards):
+        visit(shard_id)
+    return ordered
+
+
+def _finished_and_gone(lease: Lease, in_stream: Set[str], leases: Mapping[str, Lease]) -> bool:
+    """A lease can go once its shard is done, has left the stream, and its children started."""
+    if not lease.finished or lease.key in in_stream:
+        return False
+    return all(child in leases and leases[child].checkpoint is not None for child in lease.children)

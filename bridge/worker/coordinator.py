@@ -1,0 +1,348 @@
+"""KCL's lease coordinator for one worker: renewals, the take cycle, children, shard sync.
+
+Three loops run side by side under the worker: renewal rounds (their own task, so a busy
+processor can never starve renewals; the heartbeat rides along), the take cycle (take free,
+expired or stealable leases as ``plan_take`` says, then start the consumers whose parents are
+done) and, on the leader only, the shard sync (new shards become leases). When a consumer
+reads its shard to the end, the coordinator leases the children and gives the parent back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import structlog
+
+from bridge.config import BridgeConfig
+from bridge.core.backoff import Backoff
+from bridge.core.leasing import ExpiryTracker, Lease, continuation_of, plan_take
+from bridge.core.lineage import parents_exhausted
+from bridge.leases.store import LeaseConflictError, LeaseStore
+from bridge.metrics import Metrics
+from bridge.processors.api import EndReason
+from bridge.streams.errors import FatalStreamError
+from bridge.streams.reader import StreamReader
+from bridge.worker.launcher import ConsumerLauncher
+from bridge.worker.lease_holder import LeaseHolder
+from bridge.worker.lease_table_retry import checkpoint_backoff, renewal_backoff, retry_passing
+from bridge.worker.membership import Membership
+from bridge.worker.shard_syncer import ShardSyncer, create_child_leases
+from bridge.worker.tenures import Tenures
+
+log = structlog.get_logger("bridge.worker")
+
+# Look a little after an expiry is due, so that the clock has certainly passed it.
+_EXPIRY_MARGIN = 0.005
+_LEASE_TABLE_TRIES = 6
+"""Tries of a lease-table step that may be left to a later take cycle or the leader."""
+_T = TypeVar("_T")
+
+
+class LeaseCoordinator:
+    def __init__(
+        self,
+        config: BridgeConfig,
+        *,
+        worker_id: str,
+        reader: StreamReader,
+        store: LeaseStore,
+        membership: Membership,
+        launcher: ConsumerLauncher,
+        metrics: Metrics,
+        stopping: asyncio.Event,
+        on_fatal: Callable[[BaseException], None],
+        clock: Callable[[], float],
+        rng: random.Random,
+    ) -> None:
+        self.config = config
+        self.worker_id = worker_id
+        self.reader = reader
+        self.store = store
+        self.membership = membership
+        self.launcher = launcher
+        self.metrics = metrics
+        self.stopping = stopping
+        self.on_fatal = on_fatal
+        self.clock = clock
+        self.rng = rng
+        self.tenures = Tenures(metrics)
+        self.tracker = ExpiryTracker()
+        self.lease_duration = config.coordination.lease_duration.total_seconds()
+        self.stream_arn = ""
+        self.sync_requested = asyncio.Event()
+        self.last_take_ok: float | None = None
+        """When a take cycle last read the lease table: readiness needs the table in reach."""
+        self._releases: set[asyncio.Task[None]] = set()
+        self._next_expiry: float | None = None
+        self._log = log.bind(worker=worker_id)
+
+    # -- renewals ----------------------------------------------------------------------------
+
+    async def renew_rounds(self, until: asyncio.Event) -> None:
+        """A renewal round every renew interval, counted from the previous round's start, not
+        its end: a round's retries (throttling) end when the next round is due, so a lease is
+        renewed at least every two intervals however slow the lease table is."""
+        interval = self.config.coordination.effective_renew_interval.total_seconds()
+        while not until.is_set():
+            next_round = self.clock() + interval
+            beat = asyncio.ensure_future(self._beat(next_round))
+            await asyncio.gather(*(holder.renew(next_round) for holder in self.tenures.holders()))
+            await beat  # after the renewals: a failing heartbeat must not delay them
+            self.tenures.forget_lost()
+            self.tenures.update_gauges()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(until.wait(), max(0.0, next_round - self.clock()))
+
+    async def _beat(self, give_up_at: float) -> None:
+        """The heartbeat, tried again at once after a passing failure (like a renewal) until
+        ``give_up_at``: other workers count us by it, and a worker that looks gone is owed no
+        share, so its leases would look stealable. Never raises: the renewals go on."""
+
+        def failed(attempt: int, error: BaseException, retrying: bool) -> None:
+            self.metrics.errors_transient.inc()
+            self._log.warning("heartbeat failed", attempt=attempt, error=repr(error))
+
+        async def pause(delay: float) -> None:
+            delay = min(delay, give_up_at - self.clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), max(0.0, delay))
+
+        await retry_passing(
+            self.membership.beat,
+            failed=failed,
+            backoff=renewal_backoff(self.lease_duration),
+            rng=self.rng,
+            may_retry=lambda: self.clock() < give_up_at and not self.stopping.is_set(),
+            pause=pause,
+        )
+
+    # -- taking ------------------------------------------------------------------------------
+
+    async def take_rounds(self) -> None:
+        """Take cycles every take interval until the stop request, sooner when an expiry is
+        due; a failed cycle (the lease table unreachable) is retried with backoff."""
+        interval = self.config.coordination.take_interval.total_seconds()
+        backoff = Backoff(base=interval, cap=60.0)
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                await self.take_cycle()
+                failures = 0
+                delay = max(0.0, min(interval, self._take_due()))
+            except Exception as exc:
+                failures += 1
+                delay = backoff.delay(failures, self.rng)
+                self.metrics.errors_transient.inc()
+                self._log.warning("coordination step failed", error=repr(exc), retry_s=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+
+    async def take_cycle(self) -> None:
+        # The leases before the heartbeat rows: a leaving worker removes its row before it
+        # releases its leases, so a lease seen released comes with its old owner seen gone.
+        leases = await self.store.list_leases()
+        now = self.clock()
+        self.tracker.observe(leases, now)
+        plan = plan_take(
+            leases=leases,
+            me=self.worker_id,
+            held=self.tenures.held(),
+            live_workers=await self.membership.live_workers(),
+            tracker=self.tracker,
+            now=now,
+            lease_duration=self.lease_duration,
+            max_leases=self.config.coordination.max_leases_per_worker,
+            max_steals=self.config.coordination.max_steals_per_cycle,
+            rng=self.rng,
+        )
+        for lease in plan.take:
+            await self._take(lease, stolen=False)
+        for lease in plan.steal:
+            await self._take(lease, stolen=True)
+        self._start_ready_consumers({lease.key: lease.checkpoint for lease in leases})
+        self.tenures.update_gauges()
+        expiries = (
+            self.tracker.next_expiry(now, self.lease_duration, besides=self.worker_id),
+            self.membership.next_expiry(self.clock()),
+        )
+        self._next_expiry = min((due for due in expiries if due is not None), default=None)
+        self.last_take_ok = self.clock()
+
+    def _take_due(self) -> float:
+        """Seconds until the next take cycle should run: at once after the next expiry (a
+        dead worker's leases or heartbeat), if that comes before the take interval."""
+        if self._next_expiry is None:
+            return float("inf")
+        return self._next_expiry + _EXPIRY_MARGIN - self.clock()
+
+    async def _take(self, lease: Lease, *, stolen: bool) -> None:
+        previous = self.tenures.get(lease.key)
+        if previous is not None and previous.running:
+            # Our last consumer of this shard lost its lease but has not stopped yet (a batch
+            # in hand): never run two consumers of one shard; take it again once it stopped.
+            return
+        sent = self.clock()
+        try:
+            taken = await self.store.take(lease, self.worker_id)
+        except LeaseConflictError:
+            return
+        (self.metrics.lease_steals if stolen else self.metrics.lease_takes).inc()
+        self._log.info(
+            "lease stolen" if stolen else "lease taken",
+            shard=lease.key,
+            counter=taken.counter,
+            previous_owner=lease.owner,
+        )
+        self.tenures.hold(
+            LeaseHolder(
+                self.store,
+                taken,
+                self.lease_duration,
+                taken_at=sent,
+                clock=self.clock,
+                rng=self.rng,
+                on_checkpoint=self.metrics.checkpoint_writes.inc,
+            )
+        )
+
+    def _start_ready_consumers(self, checkpoints: dict[str, str | None]) -> None:
+        for key, tenure in self.tenures.items():
+            if tenure.startable and parents_exhausted(tenure.holder.lease.parents, checkpoints):
+                task = self.launcher.launch(
+                    tenure, before_shard_end=functools.partial(self._lease_children, key)
+                )
+                task.add_done_callback(functools.partial(self._consumer_done, key))
+
+    def _consumer_done(self, key: str, task: asyncio.Task[EndReason]) -> None:
+        tenure = self.tenures.get(key)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            if not isinstance(error, FatalStreamError):
+                self._log.error("shard consumer crashed", shard=key, error=repr(error))
+            self.on_fatal(error)
+            return
+        reason = task.result()
+        if tenure is None or tenure.task is not task:
+            return  # a consumer of an earlier tenure: its lease is already gone
+        if reason is EndReason.SHARD_END:
+            self.tenures.drop(key)
+            # The children are leased already (before_shard_end): give the parent back. Kept
+            # until done: the loop holds tasks weakly, and the drain waits for them.
+            release = asyncio.get_running_loop().create_task(tenure.holder.release())
+            self._releases.add(release)
+            release.add_done_callback(self._releases.discard)
+        elif reason is EndReason.LEASE_LOST:
+            self.tenures.drop(key)
+        elif reason is EndReason.FAILED:
+            tenure.failed = True  # keep the lease so no other worker reads past the failure
+        self.tenures.update_gauges()
+
+    async def _lease_children(self, key: str) -> None:
+        """Lease the children of a shard read to its end, *before* its SHARD_END checkpoint.
+
+        In this order the number of unfinished leases never dips: were the parent finished
+        first, for a moment its owner would look one lease short of its fair share with
+        nothing free to take, and steal from a balanced worker. Passing failures (a throttled
+        lease table) are retried while the parent's lease is ours: both steps are idempotent.
+        """
+        tenure = self.tenures.get(key)
+        still_ours = tenure.holder.is_valid if tenure is not None else (lambda: False)
+        created = await self._retry_while(
+            "lease child shards",
+            lambda: create_child_leases(self.reader, self.store, self.stream_arn, key),
+            still_ours,
+        )
+        if created is None:
+            self._log.warning("could not lease child shards; the leader will", parent=key)
+            self.sync_requested.set()
+            return
+        child = continuation_of(key, created)
+        if child is None:
+            return
+
+        async def take_child() -> bool:
+            await self._take(child, stolen=False)
+            return True
+
+        if await self._retry_while("take the child shard", take_child, still_ours) is None:
+            self._log.warning("could not take the child shard; a take cycle will", shard=child.key)
+
+    async def _retry_while(
+        self, what: str, call: Callable[[], Awaitable[_T]], still_wanted: Callable[[], bool]
+    ) -> _T | None:
+        def failed(attempt: int, error: BaseException, retrying: bool) -> None:
+            self._log.warning(
+                f"could not {what}", attempt=attempt, retrying=retrying, error=repr(error)
+            )
+
+        return await retry_passing(
+            call,
+            failed=failed,
+            backoff=checkpoint_backoff(self.lease_duration),
+            rng=self.rng,
+            may_retry=still_wanted,
+            tries=_LEASE_TABLE_TRIES,
+        )
+
+    # -- shard sync --------------------------------------------------------------------------
+
+    async def sync_rounds(self) -> None:
+        """On the leader only: list the stream's shards every sync interval, or at once when
+        asked (a shard end whose children could not be leased), at most once a second."""
+        syncer = ShardSyncer(
+            self.reader, self.store, self.stream_arn, initial=self.config.source.initial_position
+        )
+        interval = self.config.coordination.shard_sync_interval.total_seconds()
+        min_gap = min(interval, 1.0)
+        last = -float("inf")
+        while not self.stopping.is_set():
+            if not self.membership.is_leader:
+                # Only the leader lists shards; look again soon, to lead at once when elected.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), 0.2)
+                continue
+            wait = max(0.0, last + min_gap - self.clock())
+            if wait:
+                await asyncio.sleep(wait)
+            self.sync_requested.clear()
+            last = self.clock()
+            try:
+                await syncer.sync()
+                self.metrics.describe_stream_calls.inc()
+            except FatalStreamError as exc:
+                self.on_fatal(exc)
+                return
+            except Exception as exc:
+                self.metrics.errors_transient.inc()
+                self._log.warning("shard sync failed", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sync_or_stop(), interval)
+
+    async def _sync_or_stop(self) -> None:
+        stop = asyncio.ensure_future(self.stopping.wait())
+        sync = asyncio.ensure_future(self.sync_requested.wait())
+        try:
+            await asyncio.wait({stop, sync}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            sync.cancel()
+
+    # -- giving back ---------------------------------------------------------------------------
+
+    async def release_all(self) -> None:
+        """Give every lease back (after the consumers stopped) and wait for the releases of
+        finished parents still in flight."""
+        await asyncio.gather(
+            *(holder.release() for holder in self.tenures.holders()),
+            *self._releases,
+            return_exceptions=True,
+        )
+        self.tenures.clear()
+        self.tenures.update_gauges()

@@ -1,0 +1,109 @@
+"""Start a consumer for a lease this worker holds: its context, processor, delivery, settings.
+
+The wiring of one shard's reading lives here, apart from the decisions of when to start it
+(the coordinator) and how it reads (``ShardConsumer``): everything a consumer needs comes from
+the configuration and the worker's shared pieces, and nothing of it is decided twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bridge.config import BridgeConfig
+from bridge.core.backoff import Backoff
+from bridge.metrics import Metrics
+from bridge.processors.api import EndReason, ProcessorFactory, ShardContext
+from bridge.processors.dead_letter import DeadLetterFile
+from bridge.streams.reader import StreamReader
+from bridge.worker.delivery import BatchDelivery, DeliveryPolicy
+from bridge.worker.shard_consumer import ConsumerSettings, ShardConsumer
+from bridge.worker.tenures import Tenure
+
+
+class ConsumerLauncher:
+    def __init__(
+        self,
+        config: BridgeConfig,
+        *,
+        worker_id: str,
+        reader: StreamReader,
+        factory: ProcessorFactory,
+        metrics: Metrics,
+        stopping: asyncio.Event,
+        clock: Callable[[], float],
+        rng: random.Random,
+    ) -> None:
+        self.config = config
+        self.worker_id = worker_id
+        self.reader = reader
+        self.factory = factory
+        self.metrics = metrics
+        self.stopping = stopping
+        self.clock = clock
+        self.rng = rng
+        self.stream_arn = ""
+        processor = config.processor
+        self.policy = DeliveryPolicy(
+            max_attempts=processor.max_attempts,
+            on_error=processor.on_error,
+            backoff=Backoff(base=0.1, cap=5.0),
+        )
+        self.dead_letter = (
+            DeadLetterFile(processor.dead_letter_path or Path(f"{config.app}-dead-letter.jsonl"))
+            if processor.on_error == "dead_letter"
+            else None
+        )
+        polling = config.polling
+        self.settings = ConsumerSettings(
+            initial=config.source.initial_position,
+            max_records=polling.max_records,
+            interval=polling.interval.total_seconds(),
+            idle_interval=polling.idle_interval.total_seconds(),
+            on_trimmed=config.source.on_trimmed,
+            roundtrip_attribute=config.metrics.roundtrip_attribute,
+        )
+
+    def launch(
+        self, tenure: Tenure, *, before_shard_end: Callable[[], Awaitable[None]]
+    ) -> asyncio.Task[EndReason]:
+        """Start reading the tenure's shard; the task ends with the reason the reading ended."""
+        holder = tenure.holder
+        key = holder.key
+        context = ShardContext(
+            shard_id=key,
+            table=self.config.source.table,
+            stream_arn=self.stream_arn,
+            worker_id=self.worker_id,
+            checkpointer=holder,
+            parent_shard_ids=holder.lease.parents,
+        )
+        processor = self.factory.create(key)
+        delivery = BatchDelivery(
+            processor,
+            self.policy,
+            checkpoint=holder.checkpoint,
+            dead_letter=self.dead_letter,
+            on_dead_letter=self.metrics.dead_letters.inc,
+            on_retry=self.metrics.errors_transient.inc,
+            stopping=self.stopping,
+            ensure_valid=holder.ensure_valid,
+            rng=self.rng,
+        )
+        tenure.consumer = ShardConsumer(
+            context=context,
+            reader=self.reader,
+            holder=holder,
+            processor=processor,
+            delivery=delivery,
+            settings=self.settings,
+            metrics=self.metrics,
+            stop=self.stopping,
+            rng=self.rng,
+            before_shard_end=before_shard_end,
+            clock=self.clock,
+        )
+        tenure.task = asyncio.create_task(tenure.consumer.run(), name=f"shard-{key}")
+        return tenure.task
