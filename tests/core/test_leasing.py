@@ -130,3 +130,10 @@ def test_max_leases_caps_what_one_worker_takes() -> None:
         rng=random.Random(1),
     )
     assert len(plan.take) == 2 and "s0" not in {lease.key for lease in plan.take}
+
+
+def test_the_reader_of_a_parent_continues_with_the_first_child_it_created() -> None:
+    from bridge.core.leasing import continuation_of
+
+    assert continuation_of("p", ["c1", "c2"]) == Lease("c1", parents=frozenset({"p"}))
+    assert continuation_of("p", []) is None

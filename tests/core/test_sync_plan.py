@@ -1,0 +1,108 @@
+"""The leader's sync plan over random streams and lease tables: one lease per shard, parents
+created before their children, lineage links only to shards that exist, a LATEST start that
+never leases history, and a finished lease deleted only once nothing needs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge.core.leasing import Lease
+from bridge.core.positions import SHARD_END
+from bridge.core.sync_plan import parents_first, plan_sync
+
+
+@dataclass(frozen=True)
+class FakeShard:
+    shard_id: str
+    parent_shard_id: str | None
+    closed: bool
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> dict[str, FakeShard]:
+    """A stream's shards: roots and splits, a parent closed once it has children; now and
+    then a parent that left the stream already (trimmed away)."""
+    shards: dict[str, FakeShard] = {}
+    for n in range(draw(st.integers(1, 25))):
+        parents = sorted(shards)
+        parent = draw(st.none() | st.sampled_from(parents)) if parents else None
+        if parent is not None and draw(st.integers(0, 6)) == 0:
+            parent = f"gone-{n}"
+        shards[f"s{n:02d}"] = FakeShard(f"s{n:02d}", parent, closed=False)
+    with_children = {s.parent_shard_id for s in shards.values()}
+    return {
+        key: FakeShard(key, shard.parent_shard_id, key in with_children or draw(st.booleans()))
+        for key, shard in shards.items()
+    }
+
+
+@st.composite
+def lease_tables(draw: st.DrawFn, shards: dict[str, FakeShard]) -> dict[str, Lease]:
+    leases: dict[str, Lease] = {}
+    for key in sorted(shards):
+        if draw(st.booleans()):
+            checkpoint = draw(st.sampled_from([None, "TRIM_HORIZON", "7", SHARD_END]))
+            leases[key] = Lease(key, checkpoint=checkpoint)
+    for n in range(draw(st.integers(0, 3))):  # finished shards that left the stream
+        leases[f"old{n}"] = Lease(f"old{n}", checkpoint=SHARD_END, children=frozenset({"s00"}))
+    return leases
+
+
+@given(data=st.data())
+def test_every_shard_gets_one_lease_parents_first(data: st.DataObject) -> None:
+    shards = data.draw(streams())
+    leases = data.draw(lease_tables(shards))
+    plan = plan_sync(shards, leases, "trim_horizon")
+    created = [key for key, _ in plan.create]
+    assert sorted(created) == sorted(set(shards) - set(leases))
+    for index, (key, parents) in enumerate(plan.create):
+        parent = shards[key].parent_shard_id
+        if parent in shards or parent in leases:
+            assert parents == {parent}
+            assert parent in leases or parent in created[:index]
+        else:
+            assert parents == frozenset()
+
+
+@given(data=st.data())
+def test_a_new_app_at_latest_leases_only_open_shards_without_history(
+    data: st.DataObject,
+) -> None:
+    shards = data.draw(streams())
+    plan = plan_sync(shards, {}, "latest")
+    assert {key for key, _ in plan.create} == {k for k, s in shards.items() if not s.closed}
+    assert all(parents == frozenset() for _, parents in plan.create)
+
+
+@given(data=st.data())
+def test_parents_learn_every_child_and_finished_leases_go_only_when_unneeded(
+    data: st.DataObject,
+) -> None:
+    shards = data.draw(streams())
+    leases = data.draw(lease_tables(shards))
+    plan = plan_sync(shards, leases, "trim_horizon")
+    for parent, children in plan.add_children:
+        assert parent in leases
+        assert children == {k for k, s in shards.items() if s.parent_shard_id == parent}
+        assert not children <= leases[parent].children
+    for key in plan.delete:
+        lease = leases[key]
+        assert lease.finished and key not in shards
+        assert all(leases.get(c, Lease(c)).checkpoint is not None for c in lease.children)
+    for key, lease in leases.items():
+        if key not in plan.delete:
+            assert not lease.finished or key in shards or any(
+                leases.get(child, Lease(child)).checkpoint is None for child in lease.children
+            )
+
+
+def test_parents_come_first_whatever_the_ids() -> None:
+    shards = {
+        "b": FakeShard("b", None, True),
+        "a": FakeShard("a", "b", True),
+        "c": FakeShard("c", "a", False),
+    }
+    assert parents_first(shards) == ["b", "a", "c"]
