@@ -18,16 +18,13 @@ DynamoDB JSON as on the wire.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
-from bridge.records import ChangeRecord, EventName, encode_item
+from bridge.records import ChangeRecord, EventName
 from bridge.streams.errors import (
     ExpiredIteratorError,
     InvalidRequestError,
@@ -45,20 +42,9 @@ from bridge.streams.model import (
     StreamDescription,
     ViewType,
 )
+from bridge.testing._memory_shard import MemoryShard, stream_record
 
 _FIRST_SEQUENCE = 10**20  # real sequence numbers are 21+ digit decimal strings
-
-
-@dataclass
-class _Shard:
-    shard_id: str
-    parent_shard_id: str | None
-    starting_sequence: int
-    ending_sequence: int | None = None
-    records: list[dict[str, Any]] = field(default_factory=list)
-    sequences: list[int] = field(default_factory=list)
-    horizon: int = 0  # records before this index were trimmed away
-    removed: bool = False
 
 
 @dataclass
@@ -101,7 +87,7 @@ class MemoryStream:
         self._clock = clock
         self._iterator_ttl = iterator_ttl
         self._describe_page_size = describe_page_size
-        self._shards: dict[str, _Shard] = {}
+        self._shards: dict[str, MemoryShard] = {}
         self._iterators: dict[str, _Position] = {}
         self._failures: list[_Failure] = []
         self._next_sequence = _FIRST_SEQUENCE
@@ -126,7 +112,7 @@ class MemoryStream:
         """A new open shard (a child of ``parent`` if given); returns its id."""
         number = len(self._shards)
         shard_id = f"shardId-{number:020d}-{self.table[:8]}"
-        self._shards[shard_id] = _Shard(shard_id, parent, self._take_sequence())
+        self._shards[shard_id] = MemoryShard(shard_id, parent, self._take_sequence())
         return shard_id
 
     def put(
@@ -152,33 +138,21 @@ class MemoryStream:
         if event is None:
             event = "MODIFY" if new_image and old_image else "INSERT" if new_image else "REMOVE"
         sequence = self._take_sequence()
-        dynamodb: dict[str, Any] = {
-            "ApproximateCreationDateTime": round(self._clock(), 3),
-            "Keys": encode_item(keys),
-            "SequenceNumber": str(sequence),
-            "StreamViewType": self.view_type,
-        }
-        if new_image is not None and self.view_type in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
-            dynamodb["NewImage"] = encode_item(new_image)
-        if old_image is not None and self.view_type in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES"):
-            dynamodb["OldImage"] = encode_item(old_image)
-        dynamodb["SizeBytes"] = len(orjson.dumps(dynamodb))
-        raw = {
-            "eventID": f"{sequence:x}",
-            "eventName": event,
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": "us-east-1",
-            "dynamodb": dynamodb,
-        }
-        shard.records.append(raw)
-        shard.sequences.append(sequence)
+        raw = stream_record(
+            sequence,
+            event,
+            keys,
+            new_image,
+            old_image,
+            view_type=self.view_type,
+            created=self._clock(),
+        )
+        shard.append(raw, sequence)
         return ChangeRecord.from_raw(raw, shard_id)
 
     def close_shard(self, shard_id: str) -> None:
         """No more records will arrive: readers reach SHARD_END after the last one."""
-        shard = self._open_shard(shard_id)
-        shard.ending_sequence = shard.sequences[-1] if shard.sequences else shard.starting_sequence
+        self._open_shard(shard_id).close()
 
     def split(self, shard_id: str, children: int = 2) -> list[str]:
         """Close a shard and open ``children`` shards whose parent it is (a reshard)."""
@@ -187,8 +161,7 @@ class MemoryStream:
 
     def trim(self, shard_id: str, count: int) -> None:
         """Retention drops the oldest ``count`` records of a shard."""
-        shard = self._shards[shard_id]
-        shard.horizon = min(len(shard.records), shard.horizon + count)
+        self._shards[shard_id].trim(count)
 
     def remove_shard(self, shard_id: str) -> None:
         """The shard aged out entirely: gone from DescribeStream, iterators refused."""
@@ -238,7 +211,7 @@ class MemoryStream:
     async def describe_stream(self, stream_arn: str) -> StreamDescription:
         context = f"stream {stream_arn}"
         self._check_stream(stream_arn, context)
-        shards = tuple(self._describe(s) for s in self._shards.values() if not s.removed)
+        shards = tuple(s.describe() for s in self._shards.values() if not s.removed)
         pages = max(1, -(-len(shards) // self._describe_page_size))
         for _ in range(pages):  # one billed call per page, as the real client pays
             await self._enter("describe_stream", context)
@@ -260,7 +233,7 @@ class MemoryStream:
         self._check_stream(stream_arn, context)
         await self._enter("describe_stream", context)
         return [
-            self._describe(s)
+            s.describe()
             for s in self._shards.values()
             if s.parent_shard_id == shard_id and not s.removed
         ]
@@ -283,7 +256,7 @@ class MemoryStream:
                 status=400,
                 context=context,
             )
-        return self._issue(shard_id, self._start_index(shard, kind, sequence_number, context))
+        return self._issue(shard_id, shard.start_index(kind, sequence_number, context))
 
     async def get_records(self, iterator: str, limit: int = 1000) -> RecordsPage:
         position = self._iterators.get(str(iterator))
@@ -322,7 +295,7 @@ class MemoryStream:
             ChangeRecord.from_raw(raw, shard.shard_id)
             for raw in shard.records[position.index : end]
         ]
-        if shard.ending_sequence is not None and end == len(shard.records):
+        if shard.read_to_end(end):
             return RecordsPage(records, None)
         return RecordsPage(records, self._issue(shard.shard_id, end))
 
@@ -367,55 +340,12 @@ class MemoryStream:
                 context=context,
             )
 
-    def _start_index(
-        self, shard: _Shard, kind: IteratorKind, sequence_number: str | None, context: str
-    ) -> int:
-        if kind == "TRIM_HORIZON":
-            return shard.horizon
-        if kind == "LATEST":
-            return len(shard.records)
-        if sequence_number is None:
-            raise InvalidRequestError(
-                f"{kind} needs a sequence number",
-                code="ValidationException",
-                status=400,
-                context=context,
-            )
-        wanted = int(sequence_number)
-        index = bisect.bisect_left(shard.sequences, wanted)
-        if index >= len(shard.sequences) or shard.sequences[index] != wanted:
-            raise InvalidRequestError(
-                f"Sequence number {sequence_number} is not in this shard",
-                code="ValidationException",
-                status=400,
-                context=context,
-            )
-        if index < shard.horizon:
-            raise TrimmedDataError(
-                f"Sequence number {sequence_number} was trimmed from the shard",
-                code="TrimmedDataAccessException",
-                status=400,
-                context=context,
-            )
-        return index + 1 if kind == "AFTER_SEQUENCE_NUMBER" else index
-
-    def _open_shard(self, shard_id: str) -> _Shard:
+    def _open_shard(self, shard_id: str) -> MemoryShard:
         shard = self._shards[shard_id]
-        if shard.ending_sequence is not None or shard.removed:
+        if not shard.is_open:
             raise ValueError(f"shard {shard_id} is closed")
         return shard
 
     def _take_sequence(self) -> int:
         self._next_sequence += 1
         return self._next_sequence
-
-    @staticmethod
-    def _describe(shard: _Shard) -> Shard:
-        return Shard(
-            shard_id=shard.shard_id,
-            parent_shard_id=shard.parent_shard_id,
-            starting_sequence_number=str(shard.starting_sequence),
-            ending_sequence_number=(
-                str(shard.ending_sequence) if shard.ending_sequence is not None else None
-            ),
-        )
