@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.plain_json import image_json
+from bridge.item_json import EXACT
 from bridge.processors.api import Batch
 from bridge.processors.sqlite import SqliteProcessorFactory
 from bridge.records import ChangeRecord, encode_item
@@ -105,7 +105,7 @@ def main() -> None:
         [
             (
                 str(r.keys["id"]),
-                image_json(r.raw["dynamodb"]["NewImage"]).decode(),
+                EXACT.item_json(r.raw["dynamodb"]["NewImage"]).decode(),
                 r.sequence_number,
                 now_ms,
             )

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from bridge import item_json
 from bridge.replica._filter import ItemFilter
 
 
@@ -52,7 +53,8 @@ class Upsert:
     keys: dict[str, Any]
     """Key attributes in the source table's order (partition key first)."""
     item: bytes
-    """The new image as JSON, values as the envelope encodes them."""
+    """The new image as JSON, values as the envelope encodes them (``bridge.item_json``'s
+    portable form)."""
     seq: str
 
 
@@ -99,7 +101,7 @@ def change_of(message: Fetched, keep: ItemFilter) -> Change:
         )
     if not keep.keeps(keys, new):
         return Delete(table, keys, str(seq))
-    return Upsert(table, keys, orjson.dumps(new), str(seq))
+    return Upsert(table, keys, item_json.dumps(new), str(seq))
 
 
 def _tombstone(message: Fetched, where: str) -> Delete:

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 import structlog
 
-from bridge.plain_json import image_json
+from bridge.item_json import EXACT
 from bridge.processors.sqlite.schema import ReplicaTable, quote
 from bridge.snapshots._progress import TransferProgress
 
@@ -206,7 +206,7 @@ class TableScanner:
             f"({columns}, item, _seq, _updated_ms) VALUES ({marks})"
         )
         rows = [
-            (*(_key(item[n]) for n in names), image_json(item).decode(), "0", now_ms)
+            (*(_key(item[n]) for n in names), EXACT.item_json(item).decode(), "0", now_ms)
             for item in items
         ]
         db.execute("BEGIN IMMEDIATE")

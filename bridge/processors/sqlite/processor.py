@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from bridge.aws import client_kwargs
 from bridge.config import SourceConfig
 from bridge.core.positions import SHARD_END
-from bridge.plain_json import image_json
+from bridge.item_json import EXACT
 from bridge.processors.api import Batch, EndReason, Processor, ProcessorFactory, ShardContext
 from bridge.processors.sqlite.bootstrap import (
     BootstrapError,
@@ -322,7 +322,9 @@ class SqliteProcessorFactory(ProcessorFactory):
                         f"{record.event} record {record.sequence_number} has no new image: the "
                         "stream's view type must be NEW_IMAGE or NEW_AND_OLD_IMAGES"
                     )
-                puts.append((*keys, image_json(image).decode(), record.sequence_number, now_ms))
+                puts.append(
+                    (*keys, EXACT.item_json(image).decode(), record.sequence_number, now_ms)
+                )
             if puts:
                 db.executemany(upsert, puts)
             db.execute(CHECKPOINT, (shard_id, checkpoint, now_ms))
