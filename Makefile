@@ -27,6 +27,7 @@ test-full: test
 lint: $(STAMP)
 	$(PY) -m ruff check bridge tests scripts
 	$(PY) -m mypy bridge
+	$(VENV)/bin/lint-imports
 
 local: $(STAMP)
 	$(VENV)/bin/bridge local --kafka
