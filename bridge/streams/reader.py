@@ -4,7 +4,8 @@
 implements it in memory, with failures on demand, for tests that should not need a server.
 
 Iterators are typed as plain ``str`` so that any fake fits; both implementations here return
-``ShardIterator`` (a ``str`` that knows its stream and shard) and expect those back.
+``ShardIterator`` (a ``str`` that knows its stream and shard), which is how a record read
+through it learns its shard id: the caller never passes the shard alongside.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class StreamReader(Protocol):
         """An iterator into a shard; AT_ and AFTER_SEQUENCE_NUMBER need ``sequence_number``."""
         ...
 
-    async def get_records(self, iterator: str, limit: int = 1000) -> RecordsPage:
-        """The next records after ``iterator``, at most ``limit`` (1..1000)."""
+    async def get_records(
+        self, iterator: str, limit: int = 1000, *, shard_id: str | None = None
+    ) -> RecordsPage:
+        """The next records after ``iterator``, at most ``limit`` (1..1000). The records know
+        their shard from the iterator when this reader returned it (a ``ShardIterator``); for
+        a bare string, ``shard_id`` says which shard it reads."""
         ...

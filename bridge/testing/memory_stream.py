@@ -258,8 +258,12 @@ class MemoryStream:
             )
         return self._issue(shard_id, shard.start_index(kind, sequence_number, context))
 
-    async def get_records(self, iterator: str, limit: int = 1000) -> RecordsPage:
+    async def get_records(
+        self, iterator: str, limit: int = 1000, *, shard_id: str | None = None
+    ) -> RecordsPage:
         position = self._iterators.get(str(iterator))
+        if position is not None and shard_id not in (None, position.shard_id):
+            position = None  # an iterator of another shard than the caller says: not valid
         shard_name = position.shard_id if position is not None else "(unknown)"
         context = f"stream {self.stream_arn} shard {shard_name}"
         await self._enter("get_records", context)
