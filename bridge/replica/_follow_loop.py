@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from prometheus_client import Counter
 from structlog.typing import FilteringBoundLogger
@@ -35,43 +36,29 @@ POLL_TIMEOUT = 0.2
 """How long one read waits for messages: also how soon a stop request is noticed."""
 
 
+@dataclass(eq=False, kw_only=True)
 class FollowLoop:
-    def __init__(
-        self,
-        *,
-        max_batch: int,
-        keep: ItemFilter,
-        kafka: KafkaLink,
-        file: ReplicaFile,
-        assigner: PartitionAssigner,
-        readiness: FollowerReadiness,
-        metrics: Metrics,
-        skipped: Counter,
-        clock: Callable[[], float],
-        stopping: asyncio.Event,
-        log: FilteringBoundLogger,
-    ) -> None:
-        self._max_batch = max_batch
-        self._keep = keep
-        self._kafka = kafka
-        self._file = file
-        self._assigner = assigner
-        self._readiness = readiness
-        self._metrics = metrics
-        self._skipped = skipped
-        self._clock = clock
-        self._stopping = stopping
-        self._log = log
+    max_batch: int
+    keep: ItemFilter
+    kafka: KafkaLink
+    file: ReplicaFile
+    assigner: PartitionAssigner
+    readiness: FollowerReadiness
+    metrics: Metrics
+    skipped: Counter
+    clock: Callable[[], float]
+    stopping: asyncio.Event
+    log: FilteringBoundLogger
 
     async def run(self) -> None:
         """Until a stop is requested; an ``OffsetGapError`` ends it early."""
-        while not self._stopping.is_set():
-            if self._assigner.check_due():
-                await self._assigner.check()
-            if not self._assigner.assigned:
-                await self._assigner.wait_for_check()
+        while not self.stopping.is_set():
+            if self.assigner.check_due():
+                await self.assigner.check()
+            if not self.assigner.assigned:
+                await self.assigner.wait_for_check()
                 continue
-            fetched = await self._kafka.consume(self._max_batch, POLL_TIMEOUT)
+            fetched = await self.kafka.consume(self.max_batch, POLL_TIMEOUT)
             if fetched:
                 await self.apply(fetched)
 
@@ -86,23 +73,23 @@ class FollowLoop:
                 out_of_range.append(item)
             else:
                 entries.append(self._entry_of(item))
-        self._readiness.broker_answered(self._clock())
+        self.readiness.broker_answered(self.clock())
         if entries:
-            self._metrics.records_consumed.inc(len(entries))
-            applied = await self._file.apply(entries)
-            self._metrics.records_processed.inc(applied)
+            self.metrics.records_consumed.inc(len(entries))
+            applied = await self.file.apply(entries)
+            self.metrics.records_processed.inc(applied)
             for entry in entries:
-                self._readiness.applied(entry.partition, entry.offset, entry.message_ms)
+                self.readiness.applied(entry.partition, entry.offset, entry.message_ms)
         for end in ends:  # only once what came before the end is committed
-            self._readiness.reached_end(end.partition, end.offset)
+            self.readiness.reached_end(end.partition, end.offset)
         if out_of_range:
-            raise await refused_gap(out_of_range, self._readiness, self._kafka)
+            raise await refused_gap(out_of_range, self.readiness, self.kafka)
 
     def _entry_of(self, message: Fetched) -> Entry:
         try:
-            change: Change | None = change_of(message, self._keep)
+            change: Change | None = change_of(message, self.keep)
         except BadMessageError as exc:
-            self._log.error("skipping a message that is not a bridge envelope", error=str(exc))
-            self._skipped.inc()
+            self.log.error("skipping a message that is not a bridge envelope", error=str(exc))
+            self.skipped.inc()
             change = None
         return Entry(message.partition, message.offset, message.timestamp_ms, change)

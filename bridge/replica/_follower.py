@@ -111,7 +111,7 @@ class ReplicaFollower:
             readiness, self.metrics, self._file, self._assigner.assigned, clock=clock, log=log
         )
         self._snapshots = SnapshotKeeper(
-            config,
+            config=config,
             file=self._file,
             assigner=self._assigner,
             readiness=readiness,
@@ -123,7 +123,7 @@ class ReplicaFollower:
             log=log,
         )
         self._gap_handler = GapHandler(
-            config,
+            on_gap=config.on_gap,
             readiness=readiness,
             gaps=self.gaps,
             status=self._status,

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 from prometheus_client import Counter
 from structlog.typing import FilteringBoundLogger
 
-from bridge.replica._config import ReplicaConfig
 from bridge.replica._consumer import BrokerUnavailableError
 from bridge.replica._handles import KafkaLink, ReplicaFile
 from bridge.replica._messages import OutOfRange
@@ -73,65 +73,53 @@ async def refused_gap(
     return OffsetGapError(detail, partitions)
 
 
+@dataclass(eq=False, kw_only=True)
 class GapHandler:
     """Does what ``on_gap`` says with a gap the follow loop ran into."""
 
-    def __init__(
-        self,
-        config: ReplicaConfig,
-        *,
-        readiness: FollowerReadiness,
-        gaps: Counter,
-        status: StatusPublisher,
-        assigner: PartitionAssigner,
-        file: ReplicaFile,
-        snapshots: SnapshotKeeper,
-        stopping: asyncio.Event,
-        log: FilteringBoundLogger,
-    ) -> None:
-        self._on_gap = config.on_gap
-        self._readiness = readiness
-        self._gaps = gaps
-        self._status = status
-        self._assigner = assigner
-        self._file = file
-        self._snapshots = snapshots
-        self._stopping = stopping
-        self._log = log
+    on_gap: Literal["fail", "restore"]
+    readiness: FollowerReadiness
+    gaps: Counter
+    status: StatusPublisher
+    assigner: PartitionAssigner
+    file: ReplicaFile
+    snapshots: SnapshotKeeper
+    stopping: asyncio.Event
+    log: FilteringBoundLogger
 
     async def handle(self, gap: OffsetGapError) -> None:
         """Repair the file from a snapshot, or raise ``ReplicaGapError``."""
-        self._gaps.inc(max(1, len(gap.partitions)))
-        self._readiness.gap = f"gap: {gap}"
-        self._log.error(
+        self.gaps.inc(max(1, len(gap.partitions)))
+        self.readiness.gap = f"gap: {gap}"
+        self.log.error(
             "offsets deleted from the topic before they were applied",
             gap=str(gap),
             partitions=gap.partitions,
-            on_gap=self._on_gap,
+            on_gap=self.on_gap,
         )
         with contextlib.suppress(Exception):
-            await self._status.publish()
-        path = self._file.path
-        if self._on_gap == "fail":
-            self._status.failure = f"gap: {gap}"
+            await self.status.publish()
+        path = self.file.path
+        if self.on_gap == "fail":
+            self.status.failure = f"gap: {gap}"
             raise ReplicaGapError(
                 f"{gap}: resuming would skip them (on_gap: fail). Delete {path} to replay the "
                 "topic from its beginning, or set on_gap: restore with snapshots"
             )
-        await self._assigner.release()
-        await self._file.close()
-        self._readiness.phase = "restoring"
-        result = await self._snapshots.restore()
+        await self.assigner.release()
+        await self.file.close()
+        self.readiness.phase = "restoring"
+        result = await self.snapshots.restore()
         if result.manifest is None:
-            if self._stopping.is_set():
+            if self.stopping.is_set():
                 return
-            self._status.failure = f"gap: {gap}; no snapshot covers it"
+            self.status.failure = f"gap: {gap}; no snapshot covers it"
             raise ReplicaGapError(
                 f"{gap}, and no snapshot covers it ({result.why_none()}): on_gap: restore "
                 f"cannot repair {path}; delete it to replay the topic from its beginning"
             )
-        self._readiness.gap = None
-        self._assigner.stored = await self._file.open()
-        self._readiness.phase = "streaming"
-        self._assigner.check_soon()
-        self._log.info("gap repaired from a snapshot", key=result.key)
+        self.readiness.gap = None
+        self.assigner.stored = await self.file.open()
+        self.readiness.phase = "streaming"
+        self.assigner.check_soon()
+        self.log.info("gap repaired from a snapshot", key=result.key)

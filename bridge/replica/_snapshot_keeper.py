@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import Counter
@@ -34,95 +35,83 @@ class SnapshotRestoreError(Exception):
     """No usable snapshot at a cold start, with ``bootstrap_on_failure: fail`` (exit 1)."""
 
 
+@dataclass(eq=False, kw_only=True)
 class SnapshotKeeper:
-    def __init__(
-        self,
-        config: ReplicaConfig,
-        *,
-        file: ReplicaFile,
-        assigner: PartitionAssigner,
-        readiness: FollowerReadiness,
-        status: StatusPublisher,
-        taken: Counter,
-        failures: Counter,
-        objects: ObjectStore | None,
-        stopping: asyncio.Event,
-        log: FilteringBoundLogger,
-    ) -> None:
-        self._config = config
-        self._file = file
-        self._assigner = assigner
-        self._readiness = readiness
-        self._status = status
-        self._taken = taken
-        self._failures = failures
-        self._objects = objects
-        self._stopping = stopping
-        self._log = log
-        self._thread = OneThread("replica-snapshot")
-        self._file_lock = asyncio.Lock()  # a snapshot's copy vs a restore replacing the file
-        self._last_taken: dict[int, StoredOffset] | None = None
-        self.restored: Manifest | None = None
-        """The snapshot this replica was restored from, if any."""
-        self.restore_result: RestoreResult | None = None
-        """The last restore attempt: what was restored, what was rejected and why."""
+    config: ReplicaConfig
+    file: ReplicaFile
+    assigner: PartitionAssigner
+    readiness: FollowerReadiness
+    status: StatusPublisher
+    taken: Counter
+    failures: Counter
+    objects: ObjectStore | None
+    stopping: asyncio.Event
+    log: FilteringBoundLogger
+    restored: Manifest | None = field(init=False, default=None)
+    """The snapshot this replica was restored from, if any."""
+    restore_result: RestoreResult | None = field(init=False, default=None)
+    """The last restore attempt: what was restored, what was rejected and why."""
+    _thread: OneThread = field(init=False, default_factory=lambda: OneThread("replica-snapshot"))
+    _file_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+    """A snapshot's copy against a restore replacing the file."""
+    _last_taken: dict[int, StoredOffset] | None = field(init=False, default=None)
 
     @property
     def _settings(self) -> SnapshotsConfig:
-        assert self._config.snapshots is not None
-        return self._config.snapshots
+        assert self.config.snapshots is not None
+        return self.config.snapshots
 
     def cold_start_wanted(self) -> bool:
-        snapshots = self._config.snapshots
+        snapshots = self.config.snapshots
         if snapshots is None or snapshots.restore == "never":
             return False
-        if self._file.path.exists():
-            self._log.info("replica file exists: resuming from it, not from a snapshot")
+        if self.file.path.exists():
+            self.log.info("replica file exists: resuming from it, not from a snapshot")
             return False
         return True
 
     def periodic(self) -> bool:
         """Whether snapshots are taken every interval (``run``), not only on demand."""
-        snapshots = self._config.snapshots
+        snapshots = self.config.snapshots
         return snapshots is not None and snapshots.interval.total_seconds() > 0
 
     def _object_store(self) -> ObjectStore:
-        if self._objects is None:
+        if self.objects is None:
             settings = self._settings
-            self._objects = S3ObjectStore(
+            self.objects = S3ObjectStore(
                 settings.bucket, region=settings.region, endpoint_url=settings.endpoint_url
             )
-        return self._objects
+        return self.objects
 
     async def cold_start(self) -> None:
         """Restore the newest usable snapshot, or say why none will do and replay the topic
         (``bootstrap_on_failure: fail`` raises ``SnapshotRestoreError`` instead)."""
-        self._readiness.phase = "restoring"
+        self.readiness.phase = "restoring"
         result = await self.restore()
-        if result.manifest is not None or self._stopping.is_set():
+        if result.manifest is not None or self.stopping.is_set():
             return
         settings = self._settings
         reason = result.why_none()
         if settings.bootstrap_on_failure == "fail":
-            self._status.failure = f"no usable snapshot: {reason}"
+            self.status.failure = f"no usable snapshot: {reason}"
             raise SnapshotRestoreError(
                 f"no usable snapshot in s3://{settings.bucket}/{settings.prefix}"
-                f"{self._config.app}/ ({reason}); snapshots.bootstrap_on_failure is fail"
+                f"{self.config.app}/ ({reason}); snapshots.bootstrap_on_failure is fail"
             )
-        self._log.warning(
+        self.log.warning(
             "no usable snapshot: replaying the topic from its beginning", reason=reason
         )
 
     async def restore(self) -> RestoreResult:
         """The newest usable snapshot into the file's place (its offsets checked against the
         topic's low watermarks)."""
-        lows = await self._assigner.low_watermarks()
+        lows = await self.assigner.low_watermarks()
         if lows is None:
             return RestoreResult()
-        restorer = await self._thread.run(SnapshotRestorer, self._config, self._object_store())
+        restorer = await self._thread.run(SnapshotRestorer, self.config, self._object_store())
         async with self._file_lock:
             self.restore_result = await self._thread.run(
-                restorer.restore, self._file.path, lows, stop=self._stopping.is_set
+                restorer.restore, self.file.path, lows, stop=self.stopping.is_set
             )
         if self.restore_result.manifest is not None:
             self.restored = self.restore_result.manifest
@@ -133,36 +122,36 @@ class SnapshotKeeper:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    self._stopping.wait(), self._settings.interval.total_seconds()
+                    self.stopping.wait(), self._settings.interval.total_seconds()
                 )
-            if self._stopping.is_set():
+            if self.stopping.is_set():
                 return
             try:
                 await self.take()
             except Exception as exc:  # the next interval tries again; following goes on
-                self._failures.inc()
-                self._log.error("snapshot failed", error=str(exc))
+                self.failures.inc()
+                self.log.error("snapshot failed", error=str(exc))
 
     async def take(self) -> Manifest | None:
         """Copy, upload and expire now; None when nothing changed since the last one."""
-        if self._readiness.phase != "streaming":
+        if self.readiness.phase != "streaming":
             return None
-        offsets = await self._file.offsets()
+        offsets = await self.file.offsets()
         if offsets == self._last_taken:
-            self._log.debug("snapshot skipped: nothing applied since the last one")
+            self.log.debug("snapshot skipped: nothing applied since the last one")
             return None
-        taker = SnapshotTaker(self._config, self._object_store())
-        path = self._file.path
+        taker = SnapshotTaker(self.config, self._object_store())
+        path = self.file.path
         with tempfile.TemporaryDirectory(prefix=".bridge-snapshot-", dir=path.parent) as tmp:
             copy = Path(tmp) / "copy.sqlite"
             async with self._file_lock:
-                if self._config.sqlite.journal_mode == "wal":
+                if self.config.sqlite.journal_mode == "wal":
                     await self._thread.run(copy_replica, path, copy)
                 else:  # without WAL a reader would block the writer: copy on its thread
-                    await self._file.copy_into(copy)
+                    await self.file.copy_into(copy)
             manifest = await self._thread.run(taker.upload, copy, Path(tmp))
         self._last_taken = offsets
-        self._taken.inc()
+        self.taken.inc()
         return manifest
 
     def shutdown(self) -> None:
