@@ -13,6 +13,12 @@ from dataclasses import dataclass
 
 COLUMN_TYPES = {"S": "TEXT", "N": "NUMERIC", "B": "BLOB"}
 
+
+class ReplicaSchemaError(Exception):
+    """The stream's records cannot be replicated as configured (no new images, keys changed),
+    or the file has a layout this bridge does not know."""
+
+
 SCHEMA_VERSION = 1
 """The layout's version, kept in ``PRAGMA user_version``: a snapshot of another is refused."""
 

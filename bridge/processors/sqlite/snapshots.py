@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
+from pydantic import ValidationError
 
 from bridge.config import SourceConfig
 from bridge.core.positions import SHARD_END
@@ -64,6 +65,41 @@ def check_parents_read(
                 "worker of this app, delete its lease table and start again (the restored "
                 "file is kept and resumed from)"
             )
+
+
+def snapshots_from_options(
+    options: Mapping[str, Any] | None,
+    *,
+    app: str | None,
+    path: Path,
+    source: SourceConfig | None,
+    replica_table: str,
+    retention: float,
+    start: str,
+) -> SqliteSnapshots | None:
+    """``processor.options.snapshots`` checked now: a bad key fails the start (exit 2)."""
+    if options is None:
+        return None
+    try:
+        settings = SnapshotsConfig.model_validate(dict(options))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"snapshots.{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise TypeError(problems) from None
+    if app is None:
+        raise TypeError("snapshots need the app's name (run it through bridge)")
+    return SqliteSnapshots(
+        settings,
+        app=app,
+        path=path,
+        source=source,
+        source_table=source.table if source is not None else replica_table,
+        replica_table=replica_table,
+        retention=retention,
+        start=start,
+    )
 
 
 class SqliteSnapshots:

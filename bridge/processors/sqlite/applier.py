@@ -1,0 +1,143 @@
+"""Applying a shard's batch to the replica: rows and the shard's checkpoint in one transaction.
+
+Because the checkpoint commits with the data, the replica and its position can never disagree
+after a crash: that is what makes the file exactly-once in effect. Puts and deletes are also
+conditional on the row's ``_seq`` (``ReplicaTable.upsert``/``delete``), so a change applied
+twice, or an older one after a newer, changes nothing. The replica table itself is created
+from the first record applied: its key attributes, in ``key_order`` or the stream's order,
+become typed primary-key columns, and every later record must have the same key.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from bridge.item_json import EXACT, dynamodb_json
+from bridge.processors.sqlite.schema import CHECKPOINT, ReplicaSchemaError, ReplicaTable
+from bridge.processors.sqlite.writer import ReplicaWriter
+from bridge.records import ChangeRecord
+
+
+class ChangeApplier:
+    def __init__(
+        self, writer: ReplicaWriter, table_name: str, key_order: Sequence[str] | None
+    ) -> None:
+        self.writer = writer
+        self.table_name = table_name
+        self.key_order = list(key_order) if key_order else None
+        self.table: ReplicaTable | None = None
+        """The replica table, once the file has one (made by the first batch or a scan)."""
+        self.cutoff_ms: int | None = None
+        """Changes older than this are in the bootstrap scan already and are skipped."""
+
+    async def apply(self, shard_id: str, records: Sequence[ChangeRecord]) -> None:
+        """Apply the batch and move the shard's checkpoint to its last record."""
+        checkpoint = records[-1].sequence_number
+        if self.cutoff_ms is not None:
+            cutoff = self.cutoff_ms / 1000
+            records = [r for r in records if r.approximate_creation_time.timestamp() >= cutoff]
+        await self.writer.call(self._apply, shard_id, records, checkpoint)
+
+    # -- on the writer thread --------------------------------------------------------------
+
+    def load_table(self) -> None:
+        """The replica table as the file records it (``_bridge_tables``), if it has one."""
+        row = (
+            self.writer.connection()
+            .execute("SELECT key_columns FROM _bridge_tables WHERE name = ?", (self.table_name,))
+            .fetchone()
+        )
+        if row is not None:
+            self.table = ReplicaTable(self.table_name, [tuple(k) for k in orjson.loads(row[0])])
+
+    def _apply(self, shard_id: str, records: Sequence[ChangeRecord], checkpoint: str) -> None:
+        db = self.writer.connection()
+        if not records:  # all older than the bootstrap's cut-off: only the position moves
+            db.execute(CHECKPOINT, (shard_id, checkpoint, int(time.time() * 1000)))
+            return
+        table = self._ensure_table(records[0])
+        upsert, delete = table.upsert(), table.delete()
+        key_of = _key_reader(table)
+        now_ms = int(time.time() * 1000)
+        puts: list[tuple[Any, ...]] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for record in records:
+                change = dynamodb_json(record)
+                keys = key_of(change["Keys"])
+                if record.event == "REMOVE":
+                    if puts:
+                        db.executemany(upsert, puts)
+                        puts = []
+                    params = {f"k{i}": value for i, value in enumerate(keys)}
+                    db.execute(delete, {**params, "seq": record.sequence_number})
+                    continue
+                image = change.get("NewImage")
+                if image is None:
+                    raise ReplicaSchemaError(
+                        f"{record.event} record {record.sequence_number} has no new image: the "
+                        "stream's view type must be NEW_IMAGE or NEW_AND_OLD_IMAGES"
+                    )
+                item = EXACT.item_json(image).decode()
+                puts.append((*keys, item, record.sequence_number, now_ms))
+            if puts:
+                db.executemany(upsert, puts)
+            db.execute(CHECKPOINT, (shard_id, checkpoint, now_ms))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _ensure_table(self, record: ChangeRecord) -> ReplicaTable:
+        keys = dynamodb_json(record)["Keys"]
+        if self.table is not None:
+            if set(self.table.key_names) != set(keys):
+                raise ReplicaSchemaError(
+                    f"replica table {self.table_name} has key {self.table.key_names}, but the "
+                    f"stream's records have {sorted(keys)}: use a new table or file"
+                )
+            return self.table
+        order = self.key_order or list(keys)
+        if set(order) != set(keys):
+            raise ReplicaSchemaError(
+                f"key_order {order} does not match the stream's key attributes {sorted(keys)}"
+            )
+        columns = [(name, next(iter(keys[name]))) for name in order]
+        table = ReplicaTable(self.table_name, columns)
+        db = self.writer.connection()
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(table.create())
+            db.execute(
+                "INSERT OR REPLACE INTO _bridge_tables (name, key_columns) VALUES (?, ?)",
+                (self.table_name, orjson.dumps(columns).decode()),
+            )
+        self.table = table
+        return table
+
+
+def _key_reader(table: ReplicaTable) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """Key values straight from the wire form (``Keys``): text for S and N (the NUMERIC column
+    stores an exact number), bytes for B. Cheaper than decoding the keys to Python values; the
+    common shapes (one or two S/N keys) get a reader without a loop, as it runs per change."""
+    columns = list(table.keys)
+    if all(kind in ("S", "N") for _, kind in columns):
+        if len(columns) == 1:
+            [(name, kind)] = columns
+            return lambda keys: (keys[name][kind],)
+        if len(columns) == 2:
+            (first, first_kind), (second, second_kind) = columns
+            return lambda keys: (keys[first][first_kind], keys[second][second_kind])
+    return lambda keys: tuple(_key_value(keys[name]) for name, _ in columns)
+
+
+def _key_value(attribute: Mapping[str, Any]) -> Any:
+    if "B" in attribute:
+        binary = attribute["B"]
+        return binary if isinstance(binary, bytes) else base64.b64decode(binary)
+    return attribute.get("S", attribute.get("N"))
