@@ -208,3 +208,17 @@ async def test_the_kafka_envelope_and_the_sqlite_item_hold_the_same_item(
     assert item["strings"] == ["Z", "a", "b", "é"]
     assert item["numbers"] == [-1, Decimal("2.5"), 3, 2**60]
     assert item["binaries"] == ["AQ==", "AQA=", "Ag=="]
+
+
+async def test_a_record_built_by_hand_lands_in_sqlite_as_a_streamed_one(tmp_path: Path) -> None:
+    streamed = from_stream("INSERT", {"pk": "a"}, {**EVERY_KIND, "pk": "a"}, seq="1")
+    by_hand = from_values("INSERT", {"pk": "b"}, {**EVERY_KIND, "pk": "b"}, seq="2")
+    factory = SqliteProcessorFactory(str(tmp_path / "replica.db"), "orders")
+    await factory.open()
+    try:
+        await factory.create(streamed.shard_id).process(batch(streamed, by_hand))
+    finally:
+        await factory.close()
+    with sqlite3.connect(f"file:{factory.path}?mode=ro", uri=True) as db:
+        (a, b) = [item for (item,) in db.execute("SELECT item FROM orders ORDER BY pk")]
+    assert a.replace('"pk":"a"', '"pk":"b"') == b

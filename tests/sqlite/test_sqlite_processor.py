@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from bridge.core.readiness import Readiness
 from bridge.processors.sqlite import SqliteProcessorFactory
 from bridge.processors.sqlite.processor import ReplicaSchemaError
 from tests.sqlite.records import SHARD, batch, change
@@ -151,3 +153,13 @@ async def test_a_binary_key_is_a_blob_column_and_removes_find_it(tmp_path: Path)
         assert rows(factory.path, "SELECT id, typeof(id) FROM blobs") == [(b"\xff", "blob")]
     finally:
         await factory.close()
+
+
+async def test_the_worker_hears_the_replicas_own_verdict(factory: SqliteProcessorFactory) -> None:
+    # /readyz asks the factory: a replica reading no shard is not ready, one caught up is
+    assert factory.freshness(time.monotonic()) == Readiness(False, "no shards being read")
+    processor = factory.create(SHARD)
+    await processor.start(context=None)  # type: ignore[arg-type]
+    await processor.process(batch(change("INSERT", 1, {"id": "a"}, {"v": 1})))
+    await processor.at_tip()
+    assert factory.freshness(time.monotonic()) == Readiness(True, "ready")
