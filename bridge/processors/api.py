@@ -15,23 +15,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bridge.core.readiness import Readiness
-from bridge.errors import LeaseLostError
+from bridge.errors import LeaseLostError as LeaseLostError  # noqa: PLC0414 (re-exported: part of the processor API)
 
 if TYPE_CHECKING:
     from bridge.records import ChangeRecord
-
-__all__ = [
-    "Batch",
-    "Checkpointer",
-    "EndReason",
-    "LeaseLostError",
-    "PerShardFactory",
-    "Processor",
-    "ProcessorFactory",
-    "RetriableError",
-    "ShardContext",
-    "is_retriable",
-]
 
 
 class EndReason(StrEnum):
