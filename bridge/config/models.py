@@ -23,6 +23,19 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
+class BootstrapConfig(_Section):
+    """The table's snapshot that ``start: bootstrap | auto`` takes before streaming, for a
+    processor that takes snapshots (``kafka``, or a custom one implementing ``snapshot``)."""
+
+    segments: int = Field(default=8, ge=1, le=1000)
+    """Scan segments, each a lease: up to this many workers scan at once."""
+    margin: Duration = timedelta(seconds=60)
+    """Changes from this long before the scan's start are read from the stream again (clock
+    skew, and DynamoDB's creation times rounded to the second)."""
+    page_items: int | None = Field(default=None, ge=1)
+    """Items per Scan page (the Scan's ``Limit``); default DynamoDB's 1 MB pages."""
+
+
 class SourceConfig(_Section):
     """Where the changes come from."""
 
@@ -37,6 +50,9 @@ class SourceConfig(_Section):
     """Where a shard with no checkpoint starts."""
     on_trimmed: Literal["fail", "resume"] = "fail"
     """What to do when records were trimmed before they were read (they are lost either way)."""
+    bootstrap: BootstrapConfig = BootstrapConfig()
+    retention: Duration = timedelta(hours=24)
+    """The stream's retention (24 hours on AWS): a snapshot scan must finish well inside it."""
     aws_access_key_id: SecretStr | None = None
     aws_secret_access_key: SecretStr | None = None
     """Static credentials; leave unset to use the usual AWS credential chain."""

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from bridge.core.leasing import Lease
 from bridge.core.positions import InitialPosition
+from bridge.core.snapshot_plan import SnapshotRequest, plan_cutoff, segments
 
 
 class StreamShard(Protocol):
@@ -39,12 +40,26 @@ class SyncPlan:
 
 
 def plan_sync(
-    shards: Mapping[str, StreamShard], leases: Mapping[str, Lease], initial: InitialPosition
+    shards: Mapping[str, StreamShard],
+    leases: Mapping[str, Lease],
+    initial: InitialPosition,
+    *,
+    snapshot: SnapshotRequest | None = None,
+    now_ms: int = 0,
 ) -> SyncPlan:
+    """``snapshot``: the processor takes snapshots and the configuration asks for one; a new
+    application (an empty lease table) then scans the table first (``core.snapshot_plan``)."""
     # A new application starting at LATEST reads only the open shards: leases for closed
     # shards (and lineage links to them) would replay their history.
     only_open = initial == "latest" and not leases
-    create = []
+    create: list[tuple[str, frozenset[str]]] = []
+    scan: frozenset[str] = frozenset()
+    if snapshot is not None and not leases:
+        # The segments first: a shard lease seen without its segment parents would be read
+        # at once (a missing parent counts as exhausted), before the scan.
+        keys = [s.key for s in segments(plan_cutoff(now_ms, snapshot), snapshot.segments)]
+        create.extend((key, frozenset()) for key in keys)
+        scan = frozenset(keys)
     for shard_id in parents_first(shards):
         shard = shards[shard_id]
         if shard_id in leases or (only_open and shard.closed):
@@ -53,7 +68,8 @@ def plan_sync(
         known_parent = (
             parent is not None and not only_open and (parent in shards or parent in leases)
         )
-        create.append((shard_id, frozenset([parent]) if known_parent and parent else frozenset()))
+        parents = frozenset([parent]) if known_parent and parent else frozenset()
+        create.append((shard_id, parents | scan))
     children: dict[str, set[str]] = defaultdict(set)
     for shard in shards.values():
         if shard.parent_shard_id:
@@ -63,6 +79,7 @@ def plan_sync(
         for parent, kids in children.items()
         if parent in leases and not kids <= leases[parent].children
     ]
+    # A finished segment has no shard and no children: it goes at the first sync after it.
     delete = [
         lease.key for lease in leases.values() if _finished_and_gone(lease, shards.keys(), leases)
     ]

@@ -90,6 +90,31 @@ class Batch:
         return len(self.records)
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotBatch:
+    """One page of one segment of the table's snapshot (``source.start: bootstrap | auto``),
+    items exactly as the Scan returned them (DynamoDB JSON on the wire), never empty unless
+    ``last``. Every change older than ``cutoff_ms`` is in the snapshot; the stream delivers
+    every newer one after the whole snapshot is through."""
+
+    segment: str
+    """The segment's lease key (``ShardContext.shard_id`` of the processor it goes to)."""
+    index: int
+    total: int
+    """The segment's number and how many the scan has: the snapshot is complete once each of
+    the ``total`` segments delivered its ``last`` page."""
+    cutoff_ms: int
+    key_names: Sequence[str]
+    """The table's key attributes, partition key first."""
+    items: Sequence[dict[str, Any]]
+    scanned_at_ms: int
+    last: bool
+    """The segment's last page: nothing of it follows."""
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
 class Processor(ABC):
     """Apply a shard's changes somewhere. Subclass it and name it in ``processor.kind``.
 
@@ -109,6 +134,15 @@ class Processor(ABC):
         """Apply the batch. Raise to have it retried: ``RetriableError`` (destination down)
         until it succeeds, anything else up to ``processor.max_attempts``, then ``on_error``."""
 
+    async def snapshot(self, batch: SnapshotBatch) -> None:
+        """Apply a page of the table's snapshot. Override it to take part in snapshots: the
+        worker then scans the table for this processor when it starts with
+        ``source.start: bootstrap | auto``. A processor created for a snapshot segment gets
+        only ``start``, ``snapshot`` and ``end`` calls (``context.shard_id`` is the segment's
+        lease key). Raise as in ``process``: the page is tried again, and the segment's
+        position moves past it only once this returns."""
+        raise NotImplementedError(f"{type(self).__name__} does not take snapshots")
+
     async def at_tip(self) -> None:  # noqa: B027 - optional hook
         """Called after a read that found nothing new: the shard is caught up. Processors that
         report freshness (readiness, lag) use it; others ignore it."""
@@ -125,6 +159,17 @@ class ProcessorFactory(ABC):
 
     @abstractmethod
     def create(self, shard_id: str) -> Processor: ...
+
+    def takes_snapshots(self) -> bool:
+        """Whether its processors implement ``snapshot``, so that the cluster scans the table
+        for them on a new application's start (``bootstrap``, ``auto``). A processor that
+        scans into its own store (the SQLite replica) says False and does it in ``open``."""
+        return False
+
+    def scans_itself(self) -> bool:
+        """Whether ``open`` fills the processor's store from the table by itself when the
+        configuration asks for a bootstrap (the SQLite replica does, into its file)."""
+        return False
 
     def freshness(self, now: float) -> Readiness | None:
         """The processors' own verdict on how fresh their data is, for ``/readyz`` (the SQLite
@@ -145,3 +190,6 @@ class PerShardFactory(ProcessorFactory):
 
     def create(self, shard_id: str) -> Processor:
         return self.cls(**self.options)
+
+    def takes_snapshots(self) -> bool:
+        return self.cls.snapshot is not Processor.snapshot

@@ -40,19 +40,30 @@ def load_factory(kind: str, options: Mapping[str, Any], **runtime: Any) -> Proce
     obj = getattr(module, attr, None)
     if obj is None:
         raise ProcessorLoadError(f"processor.kind {kind!r}: {module_name} has no {attr!r}")
+    factory: ProcessorFactory
     if inspect.isclass(obj) and issubclass(obj, ProcessorFactory):
-        return _construct(kind, obj, {**_accepted(obj, runtime), **options})
-    if inspect.isclass(obj) and issubclass(obj, Processor):
+        factory = _construct(kind, obj, {**_accepted(obj, runtime), **options})
+    elif inspect.isclass(obj) and issubclass(obj, Processor):
         if inspect.isabstract(obj):
             missing = ", ".join(sorted(obj.__abstractmethods__))
             raise ProcessorLoadError(f"processor.kind {kind!r}: does not implement {missing}")
         arguments = {**_accepted(obj, runtime), **options}
         _construct(kind, obj, arguments)  # fail now, not on the first shard
-        return PerShardFactory(obj, arguments)
-    raise ProcessorLoadError(
-        f"processor.kind {kind!r}: {attr} is not a subclass of bridge.Processor or "
-        "bridge.ProcessorFactory"
-    )
+        factory = PerShardFactory(obj, arguments)
+    else:
+        raise ProcessorLoadError(
+            f"processor.kind {kind!r}: {attr} is not a subclass of bridge.Processor or "
+            "bridge.ProcessorFactory"
+        )
+    if runtime.get("start") == "bootstrap" and not (
+        factory.takes_snapshots() or factory.scans_itself()
+    ):
+        raise ProcessorLoadError(
+            f"source.start: bootstrap needs a processor that takes snapshots, and "
+            f"processor.kind {kind!r} does not (a custom processor takes them by implementing "
+            "Processor.snapshot); use source.start: trim_horizon or auto"
+        )
+    return factory
 
 
 def _accepted(cls: type, runtime: Mapping[str, Any]) -> dict[str, Any]:

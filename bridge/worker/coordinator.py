@@ -22,6 +22,7 @@ from bridge.config import BridgeConfig
 from bridge.core.backoff import Backoff
 from bridge.core.leasing import ExpiryTracker, Lease, continuation_of, plan_take
 from bridge.core.lineage import parents_exhausted
+from bridge.core.snapshot_plan import SnapshotRequest
 from bridge.leases.store import LeaseConflictError, LeaseStore
 from bridge.metrics import Metrics
 from bridge.processors.api import EndReason
@@ -58,6 +59,7 @@ class LeaseCoordinator:
         on_fatal: Callable[[BaseException], None],
         clock: Callable[[], float],
         rng: random.Random,
+        snapshot: SnapshotRequest | None = None,
     ) -> None:
         self.config = config
         self.worker_id = worker_id
@@ -70,6 +72,9 @@ class LeaseCoordinator:
         self.on_fatal = on_fatal
         self.clock = clock
         self.rng = rng
+        self.snapshot = snapshot
+        """A new application scans the table first (``source.start: bootstrap | auto`` with a
+        processor that takes snapshots)."""
         self.tenures = Tenures(metrics)
         self.tracker = ExpiryTracker()
         self.lease_duration = config.coordination.lease_duration.total_seconds()
@@ -297,7 +302,11 @@ class LeaseCoordinator:
         """On the leader only: list the stream's shards every sync interval, or at once when
         asked (a shard end whose children could not be leased), at most once a second."""
         syncer = ShardSyncer(
-            self.reader, self.store, self.stream_arn, initial=self.config.source.initial_position
+            self.reader,
+            self.store,
+            self.stream_arn,
+            initial=self.config.source.initial_position,
+            snapshot=self.snapshot,
         )
         interval = self.config.coordination.shard_sync_interval.total_seconds()
         min_gap = min(interval, 1.0)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 import structlog
 
 from bridge.core.backoff import Backoff
-from bridge.processors.api import Batch, LeaseLostError, Processor, is_retriable
+from bridge.processors.api import Batch, LeaseLostError, Processor, SnapshotBatch, is_retriable
 from bridge.processors.dead_letter import DeadLetterFile
 
 if TYPE_CHECKING:
@@ -48,6 +48,16 @@ class ProcessingHaltedError(Exception):
             f"{record.sequence_number}: {type(error).__name__}: {error}"
         )
         self.record = record
+        self.error = error
+
+
+class SnapshotHaltedError(Exception):
+    """A page of the table's snapshot keeps failing: the segment stops there."""
+
+    def __init__(self, segment: str, error: BaseException) -> None:
+        super().__init__(
+            f"processor failed on snapshot segment {segment}: {type(error).__name__}: {error}"
+        )
         self.error = error
 
 
@@ -83,11 +93,13 @@ class BatchDelivery:
         """Raises ``LeaseLostError`` once the lease is gone: checked before every retry."""
         self.rng = rng or random.Random()
 
-    async def deliver(self, batch: Batch) -> None:
-        """Process the batch and move the checkpoint past it, or raise ``ProcessingHaltedError``."""
+    async def deliver(self, batch: Batch, *, through: ChangeRecord | None = None) -> None:
+        """Process the batch and move the checkpoint past it (or past ``through``, a later
+        record read with it that needs no processing), or raise ``ProcessingHaltedError``."""
         error = await self._attempt(batch)
         if error is None:
-            await self._checkpoint(batch.last_sequence_number)
+            last = through or batch.records[-1]
+            await self._checkpoint(last.sequence_number)
             return
         if len(batch) == 1:
             await self._give_up(batch.records[0], error)
@@ -115,13 +127,33 @@ class BatchDelivery:
             await self._checkpoint(done)
 
     async def _attempt(self, batch: Batch) -> Exception | None:
+        return await self._try(
+            lambda: self.processor.process(batch),
+            shard=batch.shard_id,
+            first=batch.records[0].sequence_number,
+        )
+
+    async def deliver_snapshot(self, batch: SnapshotBatch, position: str) -> None:
+        """Hand a snapshot page to the processor, then move the segment's checkpoint to
+        ``position``; a page that keeps failing halts the segment (``SnapshotHaltedError``):
+        no item of a snapshot is skipped."""
+        error = await self._try(
+            lambda: self.processor.snapshot(batch), shard=batch.segment, first=f"{len(batch)} items"
+        )
+        if error is not None:
+            raise SnapshotHaltedError(batch.segment, error)
+        await self.checkpoint(position)
+
+    async def _try(
+        self, call: Callable[[], Awaitable[None]], *, shard: str, first: str
+    ) -> Exception | None:
         """Up to ``max_attempts`` failures of the records' own; outages are waited out and not
         counted. Returns the last such error, or None on success."""
         failures = 0
         outage = 0
         while True:
             try:
-                await self.processor.process(batch)
+                await call()
             except LeaseLostError:
                 raise
             except Exception as exc:
@@ -130,9 +162,9 @@ class BatchDelivery:
                     outage += 1
                     log.warning(
                         "destination unavailable; the batch waits for it",
-                        shard=batch.shard_id,
+                        shard=shard,
                         attempt=outage,
-                        first_seq=batch.records[0].sequence_number,
+                        first_seq=first,
                         error=repr(exc),
                     )
                     await self._pause(outage - 1)
@@ -140,10 +172,10 @@ class BatchDelivery:
                 failures += 1
                 log.warning(
                     "processor failed",
-                    shard=batch.shard_id,
+                    shard=shard,
                     attempt=failures,
                     of=self.policy.max_attempts,
-                    first_seq=batch.records[0].sequence_number,
+                    first_seq=first,
                     error=repr(exc),
                 )
                 if failures >= self.policy.max_attempts:
@@ -175,6 +207,10 @@ class BatchDelivery:
             error=repr(error),
         )
         await self._checkpoint(record.sequence_number)
+
+    async def skip(self, sequence_number: str) -> None:
+        """Records up to ``sequence_number`` need no processing: move the checkpoint past them."""
+        await self._checkpoint(sequence_number)
 
     async def _checkpoint(self, sequence_number: str) -> None:
         if self.processor.checkpoint_after_batch:

@@ -10,15 +10,23 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
+import aioboto3
+
+from bridge.aws import client_kwargs
 from bridge.config import BridgeConfig
 from bridge.core.backoff import Backoff
+from bridge.core.snapshot_plan import cutoff_of, segment_of
 from bridge.metrics import Metrics
 from bridge.processors.api import EndReason, ProcessorFactory, ShardContext
 from bridge.processors.dead_letter import DeadLetterFile
 from bridge.streams.reader import StreamReader
 from bridge.worker.delivery import BatchDelivery, DeliveryPolicy
+from bridge.worker.scan_progress import ScanProgress
+from bridge.worker.segment_scanner import ScanSettings, SegmentScanner
 from bridge.worker.shard_consumer import ConsumerSettings, ShardConsumer
 from bridge.worker.tenures import Tenure
 
@@ -56,6 +64,12 @@ class ConsumerLauncher:
             if processor.on_error == "dead_letter"
             else None
         )
+        self.scan_settings = ScanSettings(
+            table=config.source.table,
+            page_items=config.source.bootstrap.page_items,
+            retention=config.source.retention.total_seconds(),
+        )
+        self.progress = ScanProgress(config.source.table)
         polling = config.polling
         self.settings = ConsumerSettings(
             initial=config.source.initial_position,
@@ -69,7 +83,8 @@ class ConsumerLauncher:
     def launch(
         self, tenure: Tenure, *, before_shard_end: Callable[[], Awaitable[None]]
     ) -> asyncio.Task[EndReason]:
-        """Start reading the tenure's shard; the task ends with the reason the reading ended."""
+        """Start reading the tenure's shard (or scanning its snapshot segment); the task ends
+        with the reason the reading ended."""
         holder = tenure.holder
         key = holder.key
         context = ShardContext(
@@ -92,7 +107,26 @@ class ConsumerLauncher:
             ensure_valid=holder.ensure_valid,
             rng=self.rng,
         )
-        tenure.consumer = ShardConsumer(
+        segment = segment_of(key)
+        if segment is not None:
+            scanner = SegmentScanner(
+                context=context,
+                segment=segment,
+                holder=holder,
+                processor=processor,
+                delivery=delivery,
+                settings=self.scan_settings,
+                dynamodb=self._scan_client,
+                metrics=self.metrics,
+                stop=self.stopping,
+                on_items=self.progress.advance,
+                clock=self.clock,
+                rng=self.rng,
+            )
+            tenure.consumer = scanner
+            tenure.task = asyncio.create_task(self.progress.around(scanner.run()), name=key)
+            return tenure.task
+        consumer = ShardConsumer(
             context=context,
             reader=self.reader,
             holder=holder,
@@ -103,7 +137,15 @@ class ConsumerLauncher:
             stop=self.stopping,
             rng=self.rng,
             before_shard_end=before_shard_end,
+            skip_before_ms=cutoff_of(holder.lease.parents),
             clock=self.clock,
         )
-        tenure.task = asyncio.create_task(tenure.consumer.run(), name=f"shard-{key}")
+        tenure.consumer = consumer
+        tenure.task = asyncio.create_task(consumer.run(), name=f"shard-{key}")
         return tenure.task
+
+    def _scan_client(self) -> AbstractAsyncContextManager[Any]:
+        client: AbstractAsyncContextManager[Any] = aioboto3.Session().client(
+            "dynamodb", **client_kwargs(self.config.source)
+        )
+        return client

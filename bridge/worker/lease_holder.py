@@ -20,8 +20,9 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from typing import Any, TypeVar
 
 import structlog
 
@@ -31,6 +32,8 @@ from bridge.leases.store import LeaseStore
 from bridge.worker.lease_table_retry import checkpoint_backoff, is_transient, renewal_backoff
 
 log = structlog.get_logger("bridge.lease")
+
+T = TypeVar("T")
 
 
 class LeaseHolder:
@@ -188,3 +191,23 @@ class LeaseHolder:
         if not self.lost.is_set():
             log.warning("lease lost", shard=self.key, counter=self.lease.counter, reason=why)
             self.lost.set()
+
+
+async def while_owned(holder: LeaseHolder, work: Coroutine[Any, Any, T], *, name: str) -> T:
+    """``work``, cut short the moment the lease is lost, wherever it is: in a read, in the
+    processor, or waiting to poll. Checking the lease between steps is not enough when a step
+    hangs (a network partition): by the time it returns, another worker may have been reading
+    the shard for a while. Raises ``LeaseLostError`` when cut short."""
+    task = asyncio.create_task(work, name=f"consume-{name}")
+    watch = asyncio.create_task(holder.wait_lost(), name=f"lease-{name}")
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        raise LeaseLostError(f"lease {name} lost while its records were handled")
+    finally:
+        # Whatever the work was doing is moot once the lease is gone: stop it, and wait
+        # until it has stopped before the shard's end is reported.
+        for running in (watch, task):
+            running.cancel()
+        await asyncio.gather(watch, task, return_exceptions=True)

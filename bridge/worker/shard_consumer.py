@@ -40,7 +40,7 @@ from bridge.streams.errors import (
 )
 from bridge.streams.reader import StreamReader
 from bridge.worker.delivery import BatchDelivery, DeliveryInterruptedError, ProcessingHaltedError
-from bridge.worker.lease_holder import LeaseHolder
+from bridge.worker.lease_holder import LeaseHolder, while_owned
 
 if TYPE_CHECKING:
     from bridge.records import ChangeRecord
@@ -85,6 +85,7 @@ class ShardConsumer:
         stop: asyncio.Event,
         rng: random.Random | None = None,
         before_shard_end: Callable[[], Awaitable[None]] | None = None,
+        skip_before_ms: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -103,6 +104,9 @@ class ShardConsumer:
         self.rng = rng or random.Random()
         self.pacer = PollPacer(settings.interval, settings.idle_interval)
         self.backoff = Backoff(base=max(settings.interval, 0.05), cap=60.0)
+        self.skip_before_ms = skip_before_ms
+        """The cut-off of the snapshot this shard's reading follows: older changes are in
+        it, and are passed over (the checkpoint still moves past them)."""
         self.clock = clock
         self.wall_clock = wall_clock
         self.started_from: str | None = None
@@ -142,23 +146,7 @@ class ShardConsumer:
         return reason
 
     async def _consume_while_owned(self) -> EndReason:
-        """``_consume``, cut short the moment the lease is lost, wherever it is: in a read, in the
-        processor, or waiting to poll. Checking the lease between steps is not enough when a
-        step hangs (a network partition): by the time it returns, another worker may have been
-        reading the shard for a while."""
-        consume = asyncio.create_task(self._consume(), name=f"consume-{self.shard_id}")
-        watch = asyncio.create_task(self.holder.wait_lost(), name=f"lease-{self.shard_id}")
-        try:
-            await asyncio.wait({consume, watch}, return_when=asyncio.FIRST_COMPLETED)
-            if consume.done():
-                return consume.result()
-            raise LeaseLostError(f"lease {self.shard_id} lost while its records were handled")
-        finally:
-            # Whatever the consumer was doing is moot once the lease is gone: stop it, and
-            # wait until it has stopped before the shard's end is reported.
-            for task in (watch, consume):
-                task.cancel()
-            await asyncio.gather(watch, consume, return_exceptions=True)
+        return await while_owned(self.holder, self._consume(), name=self.shard_id)
 
     async def _at_tip(self) -> None:
         try:
@@ -231,7 +219,11 @@ class ShardConsumer:
         # lease ran out meanwhile, another worker may be reading these very records. Hand them
         # to the processor only while the lease is still ours.
         self.holder.ensure_valid()
-        await self.delivery.deliver(Batch(self.shard_id, records))
+        fresh = self._after_snapshot(records)
+        if fresh:
+            await self.delivery.deliver(Batch(self.shard_id, fresh), through=records[-1])
+        else:  # all in the snapshot already: only the position moves
+            await self.delivery.skip(records[-1].sequence_number)
         self._report_loss()
         self.last_sequence = records[-1].sequence_number
         self.metrics.records_processed.inc(len(records))
@@ -239,6 +231,18 @@ class ShardConsumer:
         self.lag_ms = max(0.0, (now - records[-1].approximate_creation_time.timestamp()) * 1000)
         if self.settings.roundtrip_attribute:
             self._observe_roundtrip(records, now)
+
+    def _after_snapshot(self, records: list[ChangeRecord]) -> list[ChangeRecord]:
+        """The records the snapshot does not hold: those from its cut-off on. A shard's
+        records come in write order, so once one is past the cut-off every later one is."""
+        cutoff = self.skip_before_ms
+        if cutoff is None:
+            return records
+        for index, record in enumerate(records):
+            if record.approximate_creation_time.timestamp() * 1000 >= cutoff:
+                self.skip_before_ms = None
+                return records[index:]
+        return []
 
     def _report_lag(self) -> None:
         measured_at_ms = round(self.wall_clock() * 1000)

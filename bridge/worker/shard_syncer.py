@@ -6,11 +6,14 @@ or 100 workers; what it changes is decided by ``bridge.core.sync_plan``.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
 
 from bridge.core.positions import InitialPosition
+from bridge.core.snapshot_plan import SnapshotRequest
 from bridge.core.sync_plan import plan_sync
 from bridge.leases.store import LeaseStore
 from bridge.streams.reader import StreamReader
@@ -27,18 +30,29 @@ class SyncResult:
 
 class ShardSyncer:
     def __init__(
-        self, reader: StreamReader, store: LeaseStore, stream_arn: str, *, initial: InitialPosition
+        self,
+        reader: StreamReader,
+        store: LeaseStore,
+        stream_arn: str,
+        *,
+        initial: InitialPosition,
+        snapshot: SnapshotRequest | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.reader = reader
         self.store = store
         self.stream_arn = stream_arn
         self.initial = initial
+        self.snapshot = snapshot
+        """Asked for: a new application scans the table first (``core.snapshot_plan``)."""
+        self.wall_clock = wall_clock
 
     async def sync(self) -> SyncResult:
         description = await self.reader.describe_stream(self.stream_arn)
         shards = {shard.shard_id: shard for shard in description.shards}
         leases = {lease.key: lease for lease in await self.store.list_leases()}
-        plan = plan_sync(shards, leases, self.initial)
+        now_ms = round(self.wall_clock() * 1000)
+        plan = plan_sync(shards, leases, self.initial, snapshot=self.snapshot, now_ms=now_ms)
         result = SyncResult(shards=len(shards))
         for shard_id, parents in plan.create:
             if await self.store.create_lease(shard_id, parents):

@@ -10,17 +10,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import ItemsView
 from dataclasses import dataclass
+from typing import Protocol
 
 from bridge.metrics import Metrics
 from bridge.processors.api import EndReason
 from bridge.worker.lease_holder import LeaseHolder
-from bridge.worker.shard_consumer import ShardConsumer
+
+
+class Reading(Protocol):
+    """What the worker reads of a lease's consumer: a shard's ``ShardConsumer``, or a snapshot
+    segment's ``SegmentScanner``."""
+
+    @property
+    def lag_ms(self) -> float: ...
+    @property
+    def last_read_at(self) -> float: ...
 
 
 @dataclass
 class Tenure:
     holder: LeaseHolder
-    consumer: ShardConsumer | None = None
+    consumer: Reading | None = None
     task: asyncio.Task[EndReason] | None = None
     failed: bool = False
     """The consumer stopped at a record that keeps failing: the lease is kept, so that no
@@ -64,7 +74,7 @@ class Tenures:
         """The shards whose lease is still ours."""
         return {key for key, tenure in self._by_key.items() if not tenure.holder.lost.is_set()}
 
-    def consumers(self) -> dict[str, ShardConsumer]:
+    def consumers(self) -> dict[str, Reading]:
         """The consumers reading now, by shard."""
         return {
             key: tenure.consumer

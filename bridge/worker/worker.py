@@ -19,6 +19,7 @@ import structlog
 
 from bridge.config import BridgeConfig
 from bridge.core.readiness import WorkerReading
+from bridge.core.snapshot_plan import SnapshotRequest
 from bridge.errors import WorkerFailedError
 from bridge.leases.store import LeaseStore
 from bridge.metrics import Metrics
@@ -80,6 +81,7 @@ class Worker:
             on_fatal=self._fail,
             clock=clock,
             rng=rng,
+            snapshot=_snapshot_request(config, factory),
         )
         self._log = log.bind(worker=worker_id)
 
@@ -178,3 +180,11 @@ class Worker:
             self.fatal = error
             self._log.error("fatal error; stopping the worker", error=str(error))
         self.request_stop()
+
+
+def _snapshot_request(config: BridgeConfig, factory: ProcessorFactory) -> SnapshotRequest | None:
+    """The cluster scans the table for a processor that takes snapshots, when asked to."""
+    if config.source.start not in ("bootstrap", "auto") or not factory.takes_snapshots():
+        return None
+    bootstrap = config.source.bootstrap
+    return SnapshotRequest(bootstrap.segments, round(bootstrap.margin.total_seconds() * 1000))

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bridge.core.leasing import Lease
 from bridge.core.positions import SHARD_END
+from bridge.core.snapshot_plan import SnapshotRequest, cutoff_of, segment_of, segments
 from bridge.core.sync_plan import parents_first, plan_sync
 
 
@@ -106,3 +107,30 @@ def test_parents_come_first_whatever_the_ids() -> None:
         "c": FakeShard("c", "a", False),
     }
     assert parents_first(shards) == ["b", "a", "c"]
+
+
+@given(data=st.data())
+def test_a_new_app_that_snapshots_leases_the_segments_first_and_holds_every_shard_behind_them(
+    data: st.DataObject,
+) -> None:
+    shards = data.draw(streams())
+    request = SnapshotRequest(segments=3, margin_ms=60_000)
+    plan = plan_sync(shards, {}, "trim_horizon", snapshot=request, now_ms=1_000_000)
+    keys = [key for key, _ in plan.create]
+    scan = {segment.key for segment in segments(940_000, 3)}
+    assert set(keys[:3]) == scan  # before any shard: a shard seen alone would be read at once
+    for _, parents in plan.create[3:]:
+        assert parents >= scan
+        assert cutoff_of(parents) == 940_000
+    assert sorted(keys[3:]) == sorted(shards)
+
+
+@given(data=st.data())
+def test_an_app_with_leases_never_snapshots_again(data: st.DataObject) -> None:
+    shards = data.draw(streams())
+    leases = data.draw(lease_tables(shards))
+    if not leases:
+        return
+    plan = plan_sync(shards, leases, "trim_horizon", snapshot=SnapshotRequest(3, 0), now_ms=5)
+    assert all(segment_of(key) is None for key, _ in plan.create)
+    assert all(cutoff_of(parents) is None for _, parents in plan.create)

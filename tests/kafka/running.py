@@ -23,13 +23,14 @@ def kafka_config(
     options: dict[str, Any] | None = None,
     processor: dict[str, Any] | None = None,
     coordination: dict[str, Any] | None = None,
+    source: dict[str, Any] | None = None,
 ) -> BridgeConfig:
     """One worker, quick polls and lease cycles, ``processor.kind: kafka``."""
     return BridgeConfig.model_validate(
         {
             "app": f"kafka-{uuid.uuid4().hex[:8]}",
             "worker_id": "worker-1",
-            "source": {"table": table, "endpoint_url": endpoint_url},
+            "source": {"table": table, "endpoint_url": endpoint_url, **(source or {})},
             "coordination": {
                 "lease_duration": "6s",
                 "take_interval": "100ms",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bridge.processors import Batch, Processor, ProcessorFactory
+from bridge.processors.api import SnapshotBatch
 
 
 class Collecting(Processor):
@@ -33,3 +34,10 @@ NOT_A_CLASS = 42
 
 class NotAProcessor:
     pass
+
+
+class SnapshotTaker(Collecting):
+    """A custom processor that opts in to snapshots by implementing ``snapshot``."""
+
+    async def snapshot(self, batch: SnapshotBatch) -> None:
+        self.seen.extend(str(item) for item in batch.items)

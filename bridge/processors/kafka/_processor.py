@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from confluent_kafka import KafkaError, KafkaException
 
-from bridge.processors.api import Batch, EndReason, LeaseLostError, Processor, ProcessorFactory
+from bridge.processors.api import (
+    Batch,
+    EndReason,
+    LeaseLostError,
+    Processor,
+    ProcessorFactory,
+    SnapshotBatch,
+)
 from bridge.processors.kafka._envelope import EnvelopeEncoder, Headers, Message
 from bridge.processors.kafka._errors import (
     KafkaDeliveryError,
@@ -26,6 +33,7 @@ from bridge.processors.kafka._session import (
     PendingBatch,
     ProducerSession,
 )
+from bridge.processors.kafka._snapshot import SnapshotEncoder
 
 if TYPE_CHECKING:
     from bridge.records import ChangeRecord
@@ -83,6 +91,7 @@ class KafkaProcessorFactory(ProcessorFactory):
             include_old_image=self.options.include_old_image,
             tombstones=self.options.tombstones,
         )
+        self.snapshots = SnapshotEncoder(table)
         client_id = "-".join(part for part in ("bridge", app, worker_id) if part)
         self.producer_config = self.options.producer_config(client_id)
         self.max_message_bytes = int(
@@ -126,6 +135,9 @@ class KafkaProcessorFactory(ProcessorFactory):
 
     def create(self, shard_id: str) -> KafkaProcessor:
         return KafkaProcessor(self, shard_id)
+
+    def takes_snapshots(self) -> bool:
+        return True
 
     # -- shared by the processors ---------------------------------------------------------
 
@@ -308,6 +320,42 @@ class KafkaProcessor(Processor):
                 record = out.records[pending.sent]
                 raise self.factory.refused(session, exc.args[0], record) from None
             await session.wait_for_room()  # a full queue is backpressure, not loss
+
+    async def snapshot(self, batch: SnapshotBatch) -> None:
+        """Send a snapshot page's items, and at the segment's end its marker to every
+        partition; returns once Kafka acknowledged all of them."""
+        if self.ended is not None:
+            raise LeaseLostError(f"segment {self.shard_id}: the Kafka processor ended")
+        factory = self.factory
+        session = factory.session
+        messages = factory.snapshots.items(batch)
+        pending = PendingBatch(session.loop)
+        try:
+            while not session.send(factory.topic, messages, pending):
+                await session.wait_for_room()
+            if batch.last:
+                timeout = factory.options.startup_timeout.total_seconds()
+                partitions = await asyncio.to_thread(session.partitions, factory.topic, timeout)
+                marker = factory.snapshots.segment_end(batch)
+                ends = PendingBatch(session.loop)
+                while not session.send_to_partitions(factory.topic, marker, partitions, ends):
+                    await session.wait_for_room()
+                await self._settle(pending)
+                pending = ends
+        except KafkaException as exc:
+            await self._settle(pending)
+            raise KafkaDeliveryError(
+                f"kafka refused a snapshot message of segment {batch.segment} for "
+                f"{factory.where}: {exc.args[0].str()}"
+            ) from None
+        outcome = await self._settle(pending)
+        if outcome.failed:
+            first = outcome.failures[0].describe() if outcome.failures else "unknown error"
+            raise KafkaDeliveryError(
+                f"{outcome.failed} snapshot messages of segment {batch.segment} were not "
+                f"acknowledged by {factory.where}: {first}; the segment's position stays "
+                "before this page"
+            )
 
     async def end(self, reason: EndReason) -> None:
         # process() returns only when its batch is acknowledged, so nothing of this shard is

@@ -214,6 +214,39 @@ class ProducerSession:
             self._poll()
         return True
 
+    def send_to_partitions(
+        self, topic: str, message: EnvelopeMessage, partitions: Sequence[int], pending: PendingBatch
+    ) -> bool:
+        """Queue one message to each of ``partitions[pending.sent:]`` (markers every reader of
+        the topic must see, whichever partitions it reads); False when the queue filled up."""
+        key, value, headers = message
+        start = pending.sent
+        queued = 0
+        try:
+            for partition in itertools.islice(partitions, start, None):
+                self.producer.produce(
+                    topic,
+                    value,
+                    key,
+                    partition=partition,
+                    headers=headers,
+                    on_delivery=pending.on_delivery,
+                )
+                queued += 1
+        except BufferError:
+            return False
+        finally:
+            pending.sent = start + queued
+            if queued and not self._work.is_set():
+                self._work.set()
+            self._poll()
+        return True
+
+    def partitions(self, topic: str, timeout: float) -> list[int]:
+        """Blocking: the topic's partitions now."""
+        metadata = self.metadata(topic, timeout).topics.get(topic)
+        return sorted(metadata.partitions) if metadata is not None else []
+
     async def wait_for_room(self) -> None:
         """Wait until librdkafka's queue has room again (some delivery reports came in)."""
         self._served.clear()

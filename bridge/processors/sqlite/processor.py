@@ -155,6 +155,9 @@ class SqliteProcessorFactory(ProcessorFactory):
     def create(self, shard_id: str) -> Processor:
         return SqliteProcessor(self, shard_id)
 
+    def scans_itself(self) -> bool:
+        return True
+
     def freshness(self, now: float) -> Readiness:
         """The replica's own verdict (``ReadinessTracker``), for the worker's ``/readyz``."""
         ready, reason = self.readiness.verdict(now)
