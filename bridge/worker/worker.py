@@ -49,7 +49,6 @@ class Worker:
         self.config = config
         self.worker_id = worker_id
         self.store = store
-        self.factory = factory
         self.metrics = metrics or Metrics(config.app, config.source.table)
         self.clock = clock
         self.stopping = asyncio.Event()
@@ -84,6 +83,15 @@ class Worker:
             snapshot=_snapshot_request(config, factory),
         )
         self._log = log.bind(worker=worker_id)
+
+    @property
+    def factory(self) -> ProcessorFactory:
+        """The processors' factory; the launcher creates every processor from it."""
+        return self.launcher.factory
+
+    @factory.setter
+    def factory(self, factory: ProcessorFactory) -> None:
+        self.launcher.factory = factory  # a wrapper set before ``run`` (``bridge demo`` counts)
 
     def request_stop(self) -> None:
         if not self.stopping.is_set():
