@@ -1,7 +1,9 @@
 """The endpoint's clock: wall time that never steps back, plus an offset tests can advance.
 
 Retention, iterator expiry and time-based rotation all read this clock, so advancing it through
-the control API makes a day pass in a request, with no sleeping and no waiting in tests.
+the control API makes a day pass in a request, with no sleeping and no waiting in tests. Only a
+reset of the endpoint takes the offset back to zero: it also drops every stream and iterator
+that could have noticed time going backwards.
 """
 
 from __future__ import annotations
@@ -31,3 +33,8 @@ class EndpointClock:
         with self._lock:
             self._offset += seconds
         return self.now()
+
+    def reset(self) -> None:
+        """Real time again, as when the endpoint started."""
+        with self._lock:
+            self._offset = 0.0

@@ -224,6 +224,19 @@ class StreamsEmulator:
             "shards_removed": sum(r.shards_removed for r in reports),
         }
 
+    def reset(self) -> None:
+        """Forget every stream and count, as moto forgets its tables on ``/moto-api/reset``.
+
+        Two things deliberately carry on. Sequence numbers keep growing, so no number of the
+        new streams was ever seen before: a checkpoint from before cannot land inside one. And
+        the iterators issued so far are refused, as they name streams that are gone. The
+        random source for ids carries on too, so event ids stay unique across a reset.
+        """
+        with self._lock:
+            self._streams.clear()
+            self._counts.clear()
+            self._codec.retire_issued()
+
     def stats(self) -> dict[str, int]:
         """Counts for tests and operators; ``iterators_held`` is 0 by design (signed tokens)."""
         with self._lock:

@@ -93,6 +93,15 @@ class FaultInjector:
         with self._lock:
             self._burst = _Burst(kind, count if count > 0 else -1, rate, now + seconds)
 
+    def reset(self) -> None:
+        """Back to how it started: no burst, nothing injected, and the seeded sequence of
+        random draws from its beginning, so a suite run after a reset meets the same faults.
+        The base rates and latency stay: they are the endpoint's settings, like its shards."""
+        with self._lock:
+            self._burst = None
+            self.injected = 0
+            self._rng.seed(self.settings.seed)
+
     def fault_for(self, operation: str, now: float) -> StreamsError | None:
         """The error this call should fail with, or None to answer it normally."""
         if operation not in self.operations:

@@ -2,7 +2,9 @@
 
 A token names the stream, the shard, the next sequence number to read and when it was issued,
 with an HMAC over those so a client cannot forge or edit one. Abandoned iterators therefore
-cost no memory at all, and expiry is a comparison of the issue time with ``now``.
+cost no memory at all, and expiry is a comparison of the issue time with ``now``. A token also
+carries the codec's generation, which a reset of the endpoint moves on: the server cannot hunt
+down iterators it never kept, so it refuses every one issued before.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 
 from bridge.local.emulator._errors import ExpiredIteratorError, ValidationError
 
-_VERSION = "1"
+_VERSION = "2"
 _MAC_BYTES = 16
 _MAX_TOKEN_CHARS = 2048  # the API's own limit on ShardIterator
 
@@ -36,12 +38,18 @@ class IteratorCodec:
     def __init__(self, secret: bytes, ttl: float) -> None:
         self._secret = secret
         self.ttl = ttl
+        self.generation = 0
+
+    def retire_issued(self) -> None:
+        """Refuse every token issued so far (they name streams that no longer exist)."""
+        self.generation += 1
 
     def encode(self, position: IteratorPosition) -> str:
         issued_ms = round(position.issued_at * 1000)
         payload = "|".join(
             (
                 _VERSION,
+                str(self.generation),
                 position.stream_arn,
                 position.shard_id,
                 str(position.position),
@@ -57,12 +65,17 @@ class IteratorCodec:
         if not hmac.compare_digest(mac, self._mac(payload)):
             raise ValidationError("Invalid ShardIterator: not issued by this endpoint")
         try:
-            version, arn, shard_id, position, issued_ms = payload.decode().split("|")
+            version, generation, arn, shard_id, position, issued_ms = payload.decode().split("|")
             decoded = IteratorPosition(arn, shard_id, int(position), int(issued_ms) / 1000)
         except ValueError:
             raise ValidationError("Invalid ShardIterator") from None
         if version != _VERSION:
             raise ValidationError("Invalid ShardIterator: unknown version")
+        if generation != str(self.generation):
+            raise ValidationError(
+                "Invalid ShardIterator: issued before the endpoint was reset, "
+                "for a stream that no longer exists"
+            )
         if now - decoded.issued_at > self.ttl:
             raise ExpiredIteratorError(
                 f"Iterator expired: issued {now - decoded.issued_at:.0f}s ago, "

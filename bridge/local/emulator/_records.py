@@ -6,6 +6,7 @@ A record is kept as the JSON bytes GetRecords will send, so reading is a join of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -64,9 +65,13 @@ def encode_record(
     view_type: str,
     event_id: str,
 ) -> bytes:
-    """The record as GetRecords returns it (eventVersion 1.1, images as the view type says)."""
+    """The record as GetRecords returns it (eventVersion 1.1, images as the view type says).
+
+    ``ApproximateCreationDateTime`` is rounded down to the second, as the service documents:
+    a consumer that orders or cuts off by it must allow for that here as it must on AWS.
+    """
     dynamodb = [
-        b'"ApproximateCreationDateTime":%.3f' % created_at,
+        b'"ApproximateCreationDateTime":%d.0' % math.floor(created_at),
         b'"Keys":' + change.keys,
     ]
     size = len(change.keys)
