@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import structlog
 
 from bridge.local.emulator import CapturedChange, StreamIdentity, StreamsEmulator
+from bridge.local.moto_state import moto_tables, stream_enabled
 
 log = structlog.get_logger(__name__)
 
@@ -90,11 +91,11 @@ class TableWatcher:
 
     def _sync(self, now: float) -> None:
         seen: set[str] = set()
-        for table in _moto_tables():
+        for table in moto_tables():
             if not table.latest_stream_label:
                 continue
             arn = stream_arn(table)
-            enabled = bool((table.stream_specification or {}).get("StreamEnabled"))
+            enabled = stream_enabled(table)
             shard = table.stream_shard
             if isinstance(shard, CapturingShard) and shard.emulator is not self.emulator:
                 continue  # another endpoint in this process captures it
@@ -109,6 +110,12 @@ class TableWatcher:
             self.emulator.disable_stream(arn, now)
             log.info("stream disabled", stream=arn)
 
+    def forget(self) -> None:
+        """moto dropped every table (a reset): none is captured any more, and none of the
+        streams they had is disabled on the way, since the emulator drops those too."""
+        with self._lock:
+            self._captured.clear()
+
     def _capture(self, table: Any, arn: str, now: float) -> None:
         identity = StreamIdentity(
             arn=arn,
@@ -122,12 +129,3 @@ class TableWatcher:
         table.stream_shard = CapturingShard(self.emulator, table, arn, self._clock)
         self._captured[arn] = table
         log.info("stream enabled", stream=arn, view_type=identity.view_type)
-
-
-def _moto_tables() -> Iterator[Any]:
-    from moto.dynamodb.models import dynamodb_backends
-
-    # dict views: iterating must not create backends for every account and region.
-    for per_account in list(dict.values(dynamodb_backends)):
-        for backend in list(dict.values(per_account)):
-            yield from list(backend.tables.values())

@@ -10,6 +10,9 @@ real triggers. Bodies and answers are JSON; durations are seconds or strings lik
                             Streams calls; with {"api": "dynamodb", "tables": ["app-leases"]}
                             DynamoDB item calls on those tables (all tables when none named)
     GET  /_bridge/stats                                    records, shards, iterators, memory
+
+Undoing all of it is moto's own ``POST /moto-api/reset``, which resets the streams, the clock
+and the faults along with moto's tables (``bridge.local.app``).
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ class ControlApi:
     ) -> None:
         self._emulator = emulator
         self._faults = faults
-        self._table_faults = table_faults or TableFaults()
+        self.table_faults = table_faults or TableFaults()
+        """DynamoDB's faults; replaced by a fresh one when the endpoint is reset."""
         self._clock = clock
         self._before = before
         self._routes: dict[tuple[str, str], Callable[[Mapping[str, object]], object]] = {
@@ -91,7 +95,7 @@ class ControlApi:
             "rss_bytes": _rss_bytes(),
             "clock": {"now": now, "offset_seconds": self._clock.offset},
             "faults": self._faults.describe(now),
-            "table_faults": self._table_faults.describe(now),
+            "table_faults": self.table_faults.describe(now),
             "settings": asdict(self._emulator.settings),
         }
 
@@ -132,10 +136,10 @@ class ControlApi:
             self._faults.burst(now, kind=kind, count=count, rate=float(rate), seconds=seconds)
             return self._faults.describe(now)
         if api == "dynamodb":
-            self._table_faults.burst(
+            self.table_faults.burst(
                 now, tables=tables, kind=kind, count=count, rate=float(rate), seconds=seconds
             )
-            return self._table_faults.describe(now)
+            return self.table_faults.describe(now)
         raise ControlError("api must be 'streams' or 'dynamodb'")
 
 

@@ -124,9 +124,17 @@ class LocalEndpoint(ManagedProcess):
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "stats", None)
 
+    def reset(self) -> dict[str, Any]:
+        """``POST /moto-api/reset``, as moto's server mode sends it before each test: no
+        tables, no streams, the clock and faults as at start."""
+        return self._request("POST", "/moto-api/reset", None)
+
     def _call(self, method: str, name: str, body: dict[str, object] | None) -> dict[str, Any]:
+        return self._request(method, f"/_bridge/{name}", body)
+
+    def _request(self, method: str, path: str, body: dict[str, object] | None) -> dict[str, Any]:
         request = urllib.request.Request(
-            f"{self.endpoint_url}/_bridge/{name}",
+            self.endpoint_url + path,
             data=None if body is None else orjson.dumps(body),
             method=method,
             headers={"Content-Type": "application/json"},
@@ -135,7 +143,7 @@ class LocalEndpoint(ManagedProcess):
             with urllib.request.urlopen(request, timeout=30) as response:
                 answer = orjson.loads(response.read())
         except urllib.error.HTTPError as exc:
-            raise ControlApiError(f"{method} /_bridge/{name}: {exc.read().decode()}") from None
+            raise ControlApiError(f"{method} {path}: {exc.read().decode()}") from None
         if not isinstance(answer, dict):
-            raise ControlApiError(f"{method} /_bridge/{name}: unexpected answer {answer!r}")
+            raise ControlApiError(f"{method} {path}: unexpected answer {answer!r}")
         return answer

@@ -15,6 +15,7 @@ from bridge.local.capture import TableWatcher
 from bridge.local.clock import EndpointClock
 from bridge.local.control import ControlApi
 from bridge.local.emulator import FaultInjector, StreamsEmulator
+from bridge.local.moto_state import stop_tracking_items
 from bridge.local.settings import LocalSettings
 from bridge.local.table_faults import TableFaults
 
@@ -25,7 +26,7 @@ class LocalServer:
         self.clock = EndpointClock()
         self.emulator = StreamsEmulator(self.settings.streams, seed=self.settings.faults.seed)
         self.faults = FaultInjector(self.settings.faults)
-        self.table_faults = TableFaults(seed=self.settings.faults.seed)
+        self._table_faults = TableFaults(seed=self.settings.faults.seed)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._app: LocalApp | None = None
@@ -39,6 +40,11 @@ class LocalServer:
     @property
     def endpoint_url(self) -> str:
         return f"http://{self.settings.host}:{self.port}"
+
+    @property
+    def table_faults(self) -> TableFaults:
+        """DynamoDB's faults as they are now: a reset replaces them with fresh ones."""
+        return self._table_faults if self._app is None else self._app.control.table_faults
 
     @property
     def watcher(self) -> TableWatcher:
@@ -62,9 +68,9 @@ class LocalServer:
             def log_request(self, code: object = "-", size: object = "-") -> None:
                 pass
 
-        _stop_tracking_items()
+        stop_tracking_items()
         moto_app = DomainDispatcherApplication(create_backend_app)
-        self._app = LocalApp(moto_app, self.emulator, self.faults, self.clock, self.table_faults)
+        self._app = LocalApp(moto_app, self.emulator, self.faults, self.clock, self._table_faults)
         self._server = make_server(
             self.settings.host,
             self.settings.port,
@@ -102,20 +108,3 @@ class LocalServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-class _Forgetful(list[Any]):
-    """A list that keeps nothing appended to it."""
-
-    def append(self, item: Any) -> None:
-        pass
-
-
-def _stop_tracking_items() -> None:
-    """moto keeps every model instance it ever made, for its dashboard (``/moto-api``): with
-    an ``Item`` per write, that alone grows a long run by about 1 kB per write, forever.
-    Items are the model made per write and the emulator keeps its own copy of each change, so
-    they stop being tracked (process-wide; the dashboard still lists tables)."""
-    from moto.dynamodb.models.dynamo_type import Item
-
-    Item.instances_tracked = _Forgetful()  # type: ignore[attr-defined]

@@ -80,7 +80,7 @@ class StreamsHttpHandler:
             raise fault
         if operation in ("ListStreams", "DescribeStream"):
             self._before_describe()
-        return handler(request, now, _signing_region(environ))
+        return handler(request, now, signing_region(environ))
 
 
 def _json_request(environ: dict[str, Any]) -> Mapping[str, object]:
@@ -94,8 +94,9 @@ def _json_request(environ: dict[str, Any]) -> Mapping[str, object]:
     return request
 
 
-def _signing_region(environ: dict[str, Any]) -> str | None:
-    """The region of the SigV4 credential scope: ListStreams, like AWS, lists one region."""
+def signing_region(environ: dict[str, Any]) -> str | None:
+    """The region of the SigV4 credential scope: ListStreams, like AWS, lists one region, and
+    UpdateTable names a table of that region."""
     auth = environ.get("HTTP_AUTHORIZATION", "")
     try:
         scope = auth.split("Credential=", 1)[1].split(",", 1)[0]
