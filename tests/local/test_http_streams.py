@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 import aioboto3
@@ -279,6 +281,21 @@ def test_every_write_kind_is_captured(clients: tuple[Any, Any]) -> None:
     assert values_by_key(
         [(s, r) for s, r in read_stream(streams, arn) if r["eventName"] != "REMOVE"]
     ) == {"a": [1, 2], "b": [3]}
+
+
+def test_creation_times_are_whole_seconds_rounded_down(clients: tuple[Any, Any]) -> None:
+    """The API reference: ApproximateCreationDateTime is rounded down to the second."""
+    ddb, streams = clients
+    table, arn = create_table(ddb)
+    before = time.time()
+    for n in range(5):
+        put(ddb, table, f"k{n}", n)
+    after = time.time()
+    created = [r["dynamodb"]["ApproximateCreationDateTime"] for _, r in read_stream(streams, arn)]
+    assert len(created) == 5
+    assert all(at.microsecond == 0 for at in created)
+    # One second of slack either side: the endpoint's clock is its own process's.
+    assert all(math.floor(before) - 1 <= at.timestamp() <= after + 1 for at in created)
 
 
 def test_s3_answers_on_the_same_endpoint(local_endpoint: LocalEndpoint) -> None:
