@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -173,17 +174,22 @@ async def run_demo(
             counting = CountingFactory(runtime.worker.factory, options.show_changes)
             runtime.worker.factory = counting
             worker = asyncio.create_task(runtime.worker.run(runtime.stream_arn))
-            await _write(dynamodb, options)
             try:
+                await _write(dynamodb, options)
                 await asyncio.wait_for(
                     _all_applied(counting, options.writes, worker), options.timeout
                 )
             finally:
+                # Cancelled too (a stop request): the worker drains and hands its leases back.
                 runtime.worker.request_stop()
                 await worker
             description = await runtime.streams.describe_stream(runtime.stream_arn)
             metrics = runtime.worker.metrics
-    check = await asyncio.to_thread(_read_topic, bootstrap_servers, TABLE, options.writes)
+    stop = threading.Event()
+    try:
+        check = await asyncio.to_thread(_read_topic, bootstrap_servers, TABLE, options.writes, stop)
+    finally:
+        stop.set()  # a cancelled read must not hold the process in its thread
     return DemoSummary(
         written=options.writes,
         applied=counting.applied,
@@ -210,8 +216,11 @@ async def _all_applied(factory: CountingFactory, expected: int, worker: asyncio.
         waiter.cancel()
 
 
-def _read_topic(bootstrap_servers: str, topic: str, expected: int) -> OrderCheck:
-    """Read the topic back as a downstream service would, and check every item's order."""
+def _read_topic(
+    bootstrap_servers: str, topic: str, expected: int, stop: threading.Event
+) -> OrderCheck:
+    """Read the topic back as a downstream service would, and check every item's order;
+    ``stop`` ends the reading early."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap_servers,
@@ -224,7 +233,7 @@ def _read_topic(bootstrap_servers: str, topic: str, expected: int) -> OrderCheck
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(partitions)])
         deadline = time.monotonic() + 30
-        while check.seen < expected and time.monotonic() < deadline:
+        while check.seen < expected and time.monotonic() < deadline and not stop.is_set():
             for message in consumer.consume(1000, timeout=0.5):
                 value = message.value()
                 if message.error() is not None or value is None:

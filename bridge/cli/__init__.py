@@ -1,64 +1,67 @@
-"""The ``bridge`` command line."""
+"""The ``bridge`` command line.
+
+``main`` turns SIGINT and SIGTERM into stop requests before it imports anything heavy: a
+signal that lands while typer, pydantic or botocore load must end the command cleanly, not
+as a traceback out of an import. The commands themselves live in ``bridge.cli._app``.
+"""
 
 from __future__ import annotations
 
-import typer
+import contextlib
+import os
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING
 
-from bridge import __version__
-from bridge.cli.common import EXIT_BAD_INPUT, state
-from bridge.cli.config_cmd import config_app
-from bridge.cli.demo_cmd import demo
-from bridge.cli.local_cmd import local
-from bridge.cli.query_cmd import query
-from bridge.cli.replica_cmd import replica
-from bridge.cli.run_cmd import run
-from bridge.cli.status_cmd import status
-from bridge.logs import LEVELS, configure_logging
+from bridge import eventloop
 
-app = typer.Typer(
-    name="bridge",
-    help="Read DynamoDB Streams with a cluster of workers and apply every change to a processor.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(config_app, name="config")
-app.command("demo")(demo)
-app.command("local")(local)
-app.command("query")(query)
-app.command("replica")(replica)
-app.command("run")(run)
-app.command("status")(status)
+if TYPE_CHECKING:
+    import typer
 
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"bridge {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    log_level: str = typer.Option(
-        "info", "--log-level", envvar="BRIDGE_LOG_LEVEL", help=f"One of {', '.join(LEVELS)}."
-    ),
-    log_format: str = typer.Option(
-        "auto", "--log-format", help="auto (console on a terminal, JSON otherwise), json, console."
-    ),
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    if log_level.lower() not in LEVELS:
-        typer.echo(f"--log-level: expected one of {', '.join(LEVELS)}, got {log_level!r}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT)
-    if log_format not in {"auto", "json", "console"}:
-        typer.echo(f"--log-format: expected auto, json or console, got {log_format!r}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT)
-    state.log_level = log_level.lower()
-    state.log_json = None if log_format == "auto" else log_format == "json"
-    configure_logging(state.log_level, json=state.log_json)
+EXIT_DEADLINE = 10.0
+"""After the command returned, how long the interpreter may take to exit: it joins every
+thread first, and one stuck in a blocking call would keep the process alive for good."""
 
 
 def main() -> None:
-    app()
+    eventloop.install_stop_signals()
+    from bridge.cli._app import app
+
+    try:
+        app()
+    except SystemExit as exc:
+        # The command is over and said so: a signal from here on must not change its exit
+        # code. Python puts its default handlers back while it shuts down (a late SIGINT or
+        # SIGTERM would kill the process) unless a signal is ignored.
+        for signum in eventloop.STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        _exit_within(EXIT_DEADLINE, _exit_code(exc))
+        raise
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    return exc.code if isinstance(exc.code, int) else 1
+
+
+def _exit_within(seconds: float, code: int) -> None:
+    def cut_short() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # closed or broken: nothing to say
+                stream.flush()
+        os._exit(code)
+
+    timer = threading.Timer(seconds, cut_short)
+    timer.daemon = True
+    timer.start()
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``bridge.cli.app``, imported only when asked for (tests, ``python -m bridge.local``)."""
+    if name == "app":
+        from bridge.cli._app import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import signal
+from typing import TYPE_CHECKING
+
 import typer
 
 from bridge import eventloop
 from bridge.cli.common import fail, state
 from bridge.logs import configure_logging
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from bridge.demo import DemoOptions, DemoSummary
 
 
 def demo(
@@ -28,14 +36,13 @@ def demo(
 
     Shards rotate every --rotate-records records, as they do in AWS, and the worker follows
     the lineage. At the end the demo reads the topic back and checks that every change is
-    there once and in order per item, and exits 1 if not.
+    there once and in order per item, and exits 1 if not. Ctrl-C or SIGTERM stops it early:
+    the worker hands its leases back, the endpoint and the broker stop, and it exits 1, as
+    nothing was checked.
     """
     from rich.console import Console
-    from rich.table import Table
 
-    from bridge.demo import DemoOptions, run_demo
-    from bridge.local.endpoint import LocalEndpoint
-    from bridge.local.processes import KafkaBroker
+    from bridge.demo import DemoOptions
 
     configure_logging(state.log_level, app="bridge-demo", json=state.log_json)
     options = DemoOptions(
@@ -45,14 +52,49 @@ def demo(
         rotate_records=rotate_records,
         show_changes=show_changes,
     )
-    console = Console(stderr=True)
-    with (
-        LocalEndpoint(rotate_records=rotate_records, shards=4) as endpoint,
-        KafkaBroker() as broker,
-    ):
+    with eventloop.stop_signals():
+        summary = _run(options, Console(stderr=True))
+    if summary is None:
+        signum = eventloop.stop_requested() or signal.SIGINT
+        fail(f"interrupted by {signal.Signals(signum).name}: the demo stopped before its check")
+    _report(summary)
+
+
+def _run(options: DemoOptions, console: Console) -> DemoSummary | None:
+    """The demo's summary, or None when a stop request ended it first. Each child starts only
+    while no stop is requested, and every child started is stopped, whatever happens."""
+    from bridge.demo import run_demo
+    from bridge.local.endpoint import LocalEndpoint
+    from bridge.local.processes import KafkaBroker, ServerStartError
+
+    endpoint = LocalEndpoint(rotate_records=options.rotate_records, shards=4)
+    broker = KafkaBroker()
+    try:
+        for child in (endpoint, broker):
+            if eventloop.stop_requested() is not None:
+                return None
+            child.start()
         console.print(f"bridge local (DynamoDB + Streams) at [bold]{endpoint.endpoint_url}[/]")
         console.print(f"Kafka broker at [bold]{broker.bootstrap_servers}[/]")
-        summary = eventloop.run(run_demo(options, endpoint, broker.bootstrap_servers))
+        demo = run_demo(options, endpoint, broker.bootstrap_servers)
+        return eventloop.run(demo, grace=STOP_GRACE)
+    except eventloop.Interrupted:
+        return None
+    except ServerStartError as exc:
+        fail(str(exc))
+    finally:
+        broker.stop()
+        endpoint.stop()
+
+
+STOP_GRACE = 40.0
+"""The demo worker's drain (30 s at most) and its lease release fit in it."""
+
+
+def _report(summary: DemoSummary) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title="bridge demo", show_header=False)
     for name, value in [
         ("changes written", summary.written),

@@ -6,19 +6,18 @@ throttling) so what works here has met the failure modes it will meet in AWS.
 
 from __future__ import annotations
 
-import signal
-import threading
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import typer
 
+from bridge import eventloop
 from bridge.cli.common import EXIT_BAD_INPUT, fail
 from bridge.config import parse_duration
 
 if TYPE_CHECKING:
     from bridge.local.processes import KafkaBroker
     from bridge.local.server import LocalServer
+    from bridge.local.settings import LocalSettings
 
 
 def _seconds(option: str, value: str) -> float:
@@ -65,8 +64,6 @@ def local(
 ) -> None:
     """Run a local DynamoDB + DynamoDB Streams + S3 endpoint until Ctrl+C or SIGTERM."""
     from bridge.local.emulator import FaultSettings, StreamSettings
-    from bridge.local.processes import KafkaBroker, ServerStartError
-    from bridge.local.server import LocalServer
     from bridge.local.settings import LocalSettings
 
     try:
@@ -91,31 +88,39 @@ def local(
     except ValueError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
 
-    stop = threading.Event()
+    with eventloop.stop_signals():
+        _serve(settings, kafka=kafka, kafka_port=kafka_port)
+    typer.echo("bridge local: stopped", err=True)
 
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+def _serve(settings: LocalSettings, *, kafka: bool, kafka_port: int) -> None:
+    """Start, serve until a stop is requested, stop. A request that arrives while a server is
+    starting is honoured as soon as that start returns: stopping a child half started could
+    leave it running unseen."""
+    from bridge.local.processes import KafkaBroker, ServerStartError
+    from bridge.local.server import LocalServer
 
+    if eventloop.stop_requested() is not None:
+        return
+    server = LocalServer(settings)
+    try:
+        server.start()
+    except OSError as exc:
+        fail(f"cannot listen on {settings.host}:{settings.port}: {exc}")
     broker: KafkaBroker | None = None
     try:
-        server = LocalServer(settings).start()
-    except OSError as exc:
-        fail(f"cannot listen on {host}:{port}: {exc}")
-    try:
-        if kafka:
-            broker = KafkaBroker(port=kafka_port or None).start()
-        _announce(server, broker)
-        stop.wait()
+        if kafka and eventloop.stop_requested() is None:
+            broker = KafkaBroker(port=kafka_port or None)
+            broker.start()
+        if eventloop.stop_requested() is None:
+            _announce(server, broker)
+            eventloop.wait_for_stop()
     except ServerStartError as exc:
         fail(str(exc))
     finally:
         if broker is not None:
             broker.stop()
         server.stop()
-    typer.echo("bridge local: stopped", err=True)
 
 
 def _announce(server: LocalServer, broker: KafkaBroker | None) -> None:

@@ -39,16 +39,23 @@ def replica(config: Path = ReplicaConfigOption) -> None:
         run_replica,
     )
 
-    try:
-        settings = load_replica_config(config)
-    except ConfigError as exc:
-        fail(str(exc), EXIT_BAD_INPUT)
-    configure_logging(state.log_level, app=settings.app, json=state.log_json)
-    try:
-        eventloop.run(run_replica(settings))
-    except ReplicaFileError as exc:
-        fail(str(exc), EXIT_BAD_INPUT)
-    except (ReplicaGapError, SnapshotRestoreError) as exc:
-        fail(str(exc))
-    except sqlite3.Error as exc:
-        fail(f"replica file {settings.sqlite.path}: {exc}")
+    with eventloop.stop_signals():
+        try:
+            settings = load_replica_config(config)
+        except ConfigError as exc:
+            fail(str(exc), EXIT_BAD_INPUT)
+        configure_logging(state.log_level, app=settings.app, json=state.log_json)
+        try:
+            eventloop.run(run_replica(settings), grace=STOP_GRACE)
+        except eventloop.Interrupted:
+            return
+        except ReplicaFileError as exc:
+            fail(str(exc), EXIT_BAD_INPUT)
+        except (ReplicaGapError, SnapshotRestoreError) as exc:
+            fail(str(exc))
+        except sqlite3.Error as exc:
+            fail(f"replica file {settings.sqlite.path}: {exc}")
+
+
+STOP_GRACE = 30.0
+"""The transaction in hand, the last status row and closing the consumer fit in it."""

@@ -42,29 +42,35 @@ def status(
     from bridge.config.durations import parse_duration
     from bridge.status import LeaseTableMissingError, read_status, watch_status
 
-    settings = load_or_exit(config)
-    try:
-        every = parse_duration(interval).total_seconds()
-    except ValueError as exc:
-        fail(f"--interval: {exc}", EXIT_BAD_INPUT)
-    if every <= 0:
-        fail("--interval must be longer than 0", EXIT_BAD_INPUT)
-    try:
-        if not watch:
-            cluster = eventloop.run(read_status(settings))
+    with eventloop.stop_signals():
+        settings = load_or_exit(config)
+        try:
+            every = parse_duration(interval).total_seconds()
+        except ValueError as exc:
+            fail(f"--interval: {exc}", EXIT_BAD_INPUT)
+        if every <= 0:
+            fail("--interval must be longer than 0", EXIT_BAD_INPUT)
+        try:
+            if not watch:
+                cluster = eventloop.run(read_status(settings), grace=STOP_GRACE)
+                if as_json:
+                    _print_json(cluster, indent=True)
+                else:
+                    _console().print(render(cluster))
+                return
             if as_json:
-                _print_json(cluster, indent=True)
+                watching = watch_status(settings, every, _print_json, _report_error)
+                eventloop.run(watching, grace=STOP_GRACE)
             else:
-                _console().print(render(cluster))
-            return
-        if as_json:
-            eventloop.run(watch_status(settings, every, _print_json, _report_error))
-        else:
-            _watch_table(settings, every)
-    except LeaseTableMissingError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+                _watch_table(settings, every)
+        except LeaseTableMissingError as exc:
+            fail(str(exc))
+        except (eventloop.Interrupted, KeyboardInterrupt):
+            raise typer.Exit(0) from None
+
+
+STOP_GRACE = 3.0
+"""A read in flight is cancelled at once; past this, a read that ignored it is cancelled again."""
 
 
 def _watch_table(settings: BridgeConfig, every: float) -> None:
@@ -74,16 +80,15 @@ def _watch_table(settings: BridgeConfig, every: float) -> None:
 
     console = _console()
     if not console.is_terminal:  # piped: one table after another, nothing to redraw
-        eventloop.run(
-            watch_status(settings, every, lambda c: console.print(render(c)), _report_error)
-        )
+        printing = watch_status(settings, every, lambda c: console.print(render(c)), _report_error)
+        eventloop.run(printing, grace=STOP_GRACE)
         return
     with Live(console=console, auto_refresh=False) as live:
 
         def show(cluster: ClusterStatus) -> None:
             live.update(render(cluster), refresh=True)
 
-        eventloop.run(watch_status(settings, every, show, _report_error))
+        eventloop.run(watch_status(settings, every, show, _report_error), grace=STOP_GRACE)
 
 
 def _print_json(cluster: ClusterStatus, indent: bool = False) -> None:

@@ -88,6 +88,8 @@ async def open_runtime(config: BridgeConfig) -> AsyncIterator[Runtime]:
 async def run_worker(config: BridgeConfig) -> None:
     async with open_runtime(config) as runtime:
         worker = runtime.worker
+        # From here a stop request drains rather than cancels (the command line routes the
+        # loop's SIGINT and SIGTERM handlers through its own, see bridge.eventloop).
         worker.install_signal_handlers()
         health: HealthServer | None = None
         if config.metrics.enabled:
