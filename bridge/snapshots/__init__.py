@@ -31,6 +31,7 @@ from bridge.snapshots._manifest import (
     snapshot_base,
 )
 from bridge.snapshots._objects import (
+    BucketMissingError,
     MemoryObjectStore,
     ObjectStore,
     ObjectStoreError,
@@ -55,6 +56,7 @@ __all__ = [
     "DATA_SUFFIX",
     "FORMAT",
     "MANIFEST_SUFFIX",
+    "BucketMissingError",
     "Compressed",
     "CorruptSnapshotError",
     "Manifest",

@@ -6,14 +6,33 @@ on its own threads); callers run it off the event loop.
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from bridge.core.backoff import Backoff
+
+# Answers that say nothing about the bucket, only that the store could not answer now.
+_PASSING_CODES = frozenset(
+    {"500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown", "Throttling"}
+)
+
 
 class ObjectStoreError(Exception):
-    """The store refused or failed a request; the message names the bucket and key."""
+    """The store refused or failed a request; the message names the bucket and key.
+
+    ``transient``: no answer, a 5xx or throttling, which trying again later may cure."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class BucketMissingError(ObjectStoreError):
+    """The bucket does not exist in this store (or this account may not see it)."""
 
 
 class ObjectStore(Protocol):
@@ -52,10 +71,60 @@ class S3ObjectStore:
         if endpoint_url:
             kwargs["endpoint_url"] = endpoint_url
         self._s3 = boto3.session.Session().client("s3", **kwargs)
+        # One try per check, short timeouts: check_bucket paces its own retries.
+        self._probe_options = {
+            **kwargs,
+            "config": Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=10),
+        }
+        self._probe: Any = None
         self._transfer = TransferConfig(multipart_chunksize=16 * 1024 * 1024, max_concurrency=4)
 
     def _fail(self, action: str, key: str, exc: Exception) -> ObjectStoreError:
         return ObjectStoreError(f"s3://{self.bucket}/{key}: {action} failed: {exc}")
+
+    def check_bucket(self, *, retry_for: float = 0.0, stop: Callable[[], bool] = bool) -> None:
+        """Whether the bucket is there, asked once at start so that a wrong name fails the
+        start rather than every snapshot later. A passing failure (no answer, 5xx,
+        throttling: a pod whose network is not up yet) is asked again with backoff for
+        ``retry_for`` seconds, or until ``stop()``; then the last error is raised."""
+        backoff, rng = Backoff(base=0.25, cap=5.0), random.Random()
+        give_up = time.monotonic() + retry_for
+        attempt = 0
+        while True:
+            try:
+                self._head_bucket()
+                return
+            except ObjectStoreError as exc:
+                delay = backoff.delay(attempt, rng)
+                attempt += 1
+                if not exc.transient or stop() or time.monotonic() + delay > give_up:
+                    raise
+            time.sleep(delay)
+
+    def _head_bucket(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as NoAnswerError
+
+        if self._probe is None:
+            import boto3
+
+            self._probe = boto3.session.Session().client("s3", **self._probe_options)
+        try:
+            self._probe.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            error = exc.response.get("Error") or {}
+            code = str(error.get("Code") or "")
+            status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise BucketMissingError(f"bucket {self.bucket!r} does not exist") from None
+            raise ObjectStoreError(
+                f"bucket {self.bucket!r}: {code or status} {error.get('Message') or ''}".rstrip(),
+                transient=code in _PASSING_CODES or status in (429, 500, 502, 503, 504),
+            ) from None
+        except (NoAnswerError, HTTPClientError) as exc:
+            raise ObjectStoreError(f"bucket {self.bucket!r}: {exc}", transient=True) from None
+        except BotoCoreError as exc:  # no credentials, a malformed endpoint: asking again won't do
+            raise ObjectStoreError(f"bucket {self.bucket!r}: {exc}") from None
 
     def list(self, prefix: str) -> list[str]:
         from botocore.exceptions import BotoCoreError, ClientError
