@@ -59,6 +59,11 @@ class DynamoLeaseStore:
         self.writes = 0
 
     async def ensure_table(self) -> None:
+        """Create the table unless it exists, and wait until it is ACTIVE.
+
+        A role that may not create tables still starts against a table made beforehand (by
+        Terraform, say): a refused CreateTable is only an error if the table is not there.
+        """
         try:
             await self.client.create_table(
                 TableName=self.table,
@@ -68,7 +73,10 @@ class DynamoLeaseStore:
             )
             log.info("lease table created", table=self.table)
         except ClientError as exc:
-            if _code(exc) != "ResourceInUseException":
+            if _code(exc) == "AccessDeniedException":
+                if not await self._exists():
+                    raise
+            elif _code(exc) != "ResourceInUseException":
                 raise
         for _ in range(120):
             described = await self.client.describe_table(TableName=self.table)
@@ -76,6 +84,14 @@ class DynamoLeaseStore:
                 return
             await asyncio.sleep(0.5)
         raise RuntimeError(f"lease table {self.table} did not become ACTIVE")
+
+    async def _exists(self) -> bool:
+        """Whether DescribeTable finds the table; a refused DescribeTable counts as no."""
+        try:
+            await self.client.describe_table(TableName=self.table)
+        except ClientError:
+            return False
+        return True
 
     async def list_leases(self) -> list[Lease]:
         leases: list[Lease] = []
