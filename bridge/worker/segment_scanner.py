@@ -28,7 +28,7 @@ from bridge.errors import LeaseLostError
 from bridge.metrics import Metrics
 from bridge.processors.api import EndReason, Processor, ShardContext, SnapshotBatch
 from bridge.streams.errors import FatalStreamError, from_exception
-from bridge.table_scan import dump_position, key_names, load_position, scan_page
+from bridge.table_scan import Page, Position, dump_position, key_names, load_position, scan_page
 from bridge.worker.delivery import BatchDelivery, DeliveryInterruptedError, SnapshotHaltedError
 from bridge.worker.lease_holder import LeaseHolder, while_owned
 from bridge.worker.lease_table_retry import is_transient
@@ -120,40 +120,56 @@ class SegmentScanner:
             described = await self._call(client.describe_table, TableName=self.settings.table)
             keys = key_names(described["Table"])
             self._log.info("snapshot segment started", resumed=position is not None)
-            while True:
-                if self.stop.is_set():
-                    return EndReason.SHUTDOWN
-                self._check_retention()
-                self.holder.ensure_valid()
-                page = await self._call(
-                    scan_page,
-                    client,
-                    self.settings.table,
-                    segment=self.segment.index,
-                    segments=self.segment.total,
-                    start=position,
-                    limit=self.settings.page_items,
-                )
-                self.last_read_at = self.clock()
-                batch = SnapshotBatch(
-                    segment=self.context.shard_id,
-                    index=self.segment.index,
-                    total=self.segment.total,
-                    cutoff_ms=self.segment.cutoff_ms,
-                    key_names=keys,
-                    items=page.items,
-                    scanned_at_ms=round(self.wall_clock() * 1000),
-                    last=page.next is None,
-                )
-                self.holder.ensure_valid()  # the page may have taken long: still ours?
-                done = SHARD_END if page.next is None else dump_position(page.next)
-                await self.delivery.deliver_snapshot(batch, done)
-                self.metrics.records_processed.inc(len(batch))
-                self.on_items(len(batch))
-                if page.next is None:
-                    self._log.info("snapshot segment done")
-                    return EndReason.SHARD_END
-                position = page.next
+            ahead = asyncio.create_task(self._read(client, position))
+            try:
+                while True:
+                    page = await ahead
+                    if page.next is not None:
+                        # Read ahead: the next page is fetched while this one is published and
+                        # checkpointed (one page per segment in memory at most).
+                        ahead = asyncio.create_task(self._read(client, page.next))
+                    if await self._hand_over(page, keys):
+                        self._log.info("snapshot segment done")
+                        return EndReason.SHARD_END
+            finally:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _read(self, client: Any, position: Position | None) -> Page:
+        if self.stop.is_set():
+            raise DeliveryInterruptedError
+        self._check_retention()
+        self.holder.ensure_valid()
+        page: Page = await self._call(
+            scan_page,
+            client,
+            self.settings.table,
+            segment=self.segment.index,
+            segments=self.segment.total,
+            start=position,
+            limit=self.settings.page_items,
+        )
+        self.last_read_at = self.clock()
+        return page
+
+    async def _hand_over(self, page: Page, keys: list[str]) -> bool:
+        """Give the page to the processor and checkpoint past it; True after the last."""
+        batch = SnapshotBatch(
+            segment=self.context.shard_id,
+            index=self.segment.index,
+            total=self.segment.total,
+            cutoff_ms=self.segment.cutoff_ms,
+            key_names=keys,
+            items=page.items,
+            scanned_at_ms=round(self.wall_clock() * 1000),
+            last=page.next is None,
+        )
+        self.holder.ensure_valid()  # the page may have taken long: still ours?
+        done = SHARD_END if page.next is None else dump_position(page.next)
+        await self.delivery.deliver_snapshot(batch, done)
+        self.metrics.records_processed.inc(len(batch))
+        self.on_items(len(batch))
+        return page.next is None
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A DynamoDB call, tried again with backoff after passing failures (throttling, 5xx,
