@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -37,6 +38,13 @@ ConfigOption = typer.Option(
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+def fail_to_start(error: BaseException, code: int) -> NoReturn:
+    """A start-up error as its one line; ``--log-level debug`` shows its traceback first."""
+    if state.log_level == "debug":
+        traceback.print_exception(error)
+    fail(str(error), code)
 
 
 def load_or_exit(path: Path) -> BridgeConfig:

@@ -240,6 +240,16 @@ class StreamsClient:
             )
         return str(arn)
 
+    async def list_streams(self, table: str) -> list[str]:
+        """The table's stream ARNs, newest first (one page): a cheap call that shows the Streams
+        endpoint answers and takes the credentials, which any worker may make at start, where
+        DescribeStream is the leader's alone."""
+        context = f"table {table!r}"
+        answer = await self._call(
+            self._opened().streams.list_streams(TableName=table, Limit=100), context
+        )
+        return [str(stream["StreamArn"]) for stream in answer.get("Streams", [])]
+
     async def describe_stream(self, stream_arn: str) -> StreamDescription:
         context = f"stream {stream_arn}"
         streams = self._opened().streams
