@@ -220,15 +220,17 @@ def _steals(
     return stolen
 
 
-def continuation_of(parent: str, created_children: Sequence[str]) -> Lease | None:
+def continuation_of(parent: str, children: Sequence[str]) -> Lease | None:
     """The child lease the reader of ``parent`` takes itself once it read the parent to its end
-    and created the children's leases (None when it created none: another worker did).
+    and leased its children (None for a shard with no children).
 
     The lineage goes on with the worker that read it, rather than with whichever take cycle
     runs first: under a throttled lease table that may be another worker's, and then this one
-    is a lease short and steals one back. A child waiting for its parent is nobody's load
-    (``workable``), so holding it early unbalances nothing.
+    is a lease short and steals one back. That holds whoever created the child's lease (the
+    leader's sync may have been first): the take is conditional on the lease being free, so a
+    child someone else already took stays theirs. A child waiting for its parent is nobody's
+    load (``workable``), so holding it early unbalances nothing.
     """
-    if not created_children:
+    if not children:
         return None
-    return Lease(created_children[0], parents=frozenset([parent]))
+    return Lease(children[0], parents=frozenset([parent]))

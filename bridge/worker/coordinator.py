@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import functools
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import structlog
@@ -32,8 +32,8 @@ from bridge.worker.launcher import ConsumerLauncher
 from bridge.worker.lease_holder import LeaseHolder
 from bridge.worker.lease_table_retry import checkpoint_backoff, renewal_backoff, retry_passing
 from bridge.worker.membership import Membership
-from bridge.worker.shard_syncer import ShardSyncer, create_child_leases
-from bridge.worker.tenures import Tenures
+from bridge.worker.shard_syncer import ShardSyncer, lease_child_shards
+from bridge.worker.tenures import Tenure, Tenures
 
 log = structlog.get_logger("bridge.worker")
 
@@ -132,7 +132,7 @@ class LeaseCoordinator:
         """Take cycles every take interval until the stop request, sooner when an expiry is
         due; a failed cycle (the lease table unreachable) is retried with backoff."""
         interval = self.config.coordination.take_interval.total_seconds()
-        backoff = Backoff(base=interval, cap=60.0)
+        backoff = Backoff(base=interval, cap=max(60.0, interval))
         failures = 0
         while not self.stopping.is_set():
             try:
@@ -215,13 +215,16 @@ class LeaseCoordinator:
             )
         )
 
-    def _start_ready_consumers(self, checkpoints: dict[str, str | None]) -> None:
-        for key, tenure in self.tenures.items():
+    def _start_ready_consumers(self, checkpoints: Mapping[str, str | None]) -> None:
+        for key, tenure in list(self.tenures.items()):
             if tenure.startable and parents_exhausted(tenure.holder.lease.parents, checkpoints):
-                task = self.launcher.launch(
-                    tenure, before_shard_end=functools.partial(self._lease_children, key)
-                )
-                task.add_done_callback(functools.partial(self._consumer_done, key))
+                self._launch(key, tenure)
+
+    def _launch(self, key: str, tenure: Tenure) -> None:
+        task = self.launcher.launch(
+            tenure, before_shard_end=functools.partial(self._lease_children, key)
+        )
+        task.add_done_callback(functools.partial(self._consumer_done, key))
 
     def _consumer_done(self, key: str, task: asyncio.Task[EndReason]) -> None:
         tenure = self.tenures.get(key)
@@ -243,6 +246,11 @@ class LeaseCoordinator:
             release = asyncio.get_running_loop().create_task(tenure.holder.release())
             self._releases.add(release)
             release.add_done_callback(self._releases.discard)
+            # The child this worker took at the parent's end starts now, not at the next take
+            # cycle: its only parent is done (a child of several waits for that cycle).
+            for child, held in list(self.tenures.items()):
+                if held.startable and held.holder.lease.parents == {key}:
+                    self._launch(child, held)
         elif reason is EndReason.LEASE_LOST:
             self.tenures.drop(key)
         elif reason is EndReason.FAILED:
@@ -259,16 +267,16 @@ class LeaseCoordinator:
         """
         tenure = self.tenures.get(key)
         still_ours = tenure.holder.is_valid if tenure is not None else (lambda: False)
-        created = await self._retry_while(
+        leased = await self._retry_while(
             "lease child shards",
-            lambda: create_child_leases(self.reader, self.store, self.stream_arn, key),
+            lambda: lease_child_shards(self.reader, self.store, self.stream_arn, key),
             still_ours,
         )
-        if created is None:
+        if leased is None:
             self._log.warning("could not lease child shards; the leader will", parent=key)
             self.sync_requested.set()
             return
-        child = continuation_of(key, created)
+        child = continuation_of(key, leased.children)
         if child is None:
             return
 

@@ -74,22 +74,34 @@ class ShardSyncer:
         return result
 
 
-async def create_child_leases(
+@dataclass(frozen=True)
+class ChildLeases:
+    children: list[str]
+    """Every child of the shard, sorted."""
+    created: list[str]
+    """The children whose lease this call created (the others existed already)."""
+
+
+async def lease_child_shards(
     reader: StreamReader, store: LeaseStore, stream_arn: str, parent: str
-) -> list[str]:
+) -> ChildLeases:
     """Leases for the children of a shard that just ended, by whichever worker read it.
 
     Without this the children would wait for the leader's next full sync (a minute by
     default); one filtered DescribeStream per shard end keeps handoff quick, and its cost
     grows with shard ends, not with the number of workers.
     """
-    children = await reader.child_shards(stream_arn, parent)
-    created = []
-    for child in sorted(children, key=lambda shard: shard.shard_id):
-        if await store.create_lease(child.shard_id, frozenset([parent])):
-            created.append(child.shard_id)
+    children = sorted(shard.shard_id for shard in await reader.child_shards(stream_arn, parent))
+    created = [child for child in children if await store.create_lease(child, frozenset([parent]))]
     if children:
-        await store.add_children(parent, frozenset(child.shard_id for child in children))
+        await store.add_children(parent, frozenset(children))
     if created:
         log.info("child shards leased", parent=parent, created=created)
-    return created
+    return ChildLeases(children, created)
+
+
+async def create_child_leases(
+    reader: StreamReader, store: LeaseStore, stream_arn: str, parent: str
+) -> list[str]:
+    """``lease_child_shards``, answering only which leases it created."""
+    return (await lease_child_shards(reader, store, stream_arn, parent)).created
