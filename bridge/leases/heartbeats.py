@@ -13,9 +13,9 @@ import time
 from typing import Any
 
 import structlog
-from botocore.exceptions import ClientError
 
 from bridge.core.leasing import Lease
+from bridge.leases.tables import ensure_table
 
 log = structlog.get_logger("bridge.heartbeats")
 
@@ -34,25 +34,8 @@ class WorkerRegistry:
 
     async def ensure_table(self) -> None:
         """The coordination table, in the schema python-dynamodb-lock expects for its lock."""
-        try:
-            await self.client.create_table(
-                TableName=self.table,
-                KeySchema=[
-                    {"AttributeName": PARTITION, "KeyType": "HASH"},
-                    {"AttributeName": SORT, "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": PARTITION, "AttributeType": "S"},
-                    {"AttributeName": SORT, "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            waiter = self.client.get_waiter("table_exists")
-            await waiter.wait(TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-            log.info("coordination table created", table=self.table)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
-                raise
+        keys = [(PARTITION, "HASH"), (SORT, "RANGE")]
+        await ensure_table(self.client, self.table, keys=keys, what="coordination table")
 
     async def beat(self, worker_id: str) -> None:
         await self.client.update_item(

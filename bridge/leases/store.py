@@ -6,7 +6,6 @@ fencing token. A worker whose lease moved on gets ``LeaseLostError`` and writes 
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -15,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from bridge.core.leasing import LagReading, Lease
 from bridge.errors import LeaseLostError
+from bridge.leases.tables import ensure_table
 
 log = structlog.get_logger("bridge.leases")
 
@@ -59,39 +59,7 @@ class DynamoLeaseStore:
         self.writes = 0
 
     async def ensure_table(self) -> None:
-        """Create the table unless it exists, and wait until it is ACTIVE.
-
-        A role that may not create tables still starts against a table made beforehand (by
-        Terraform, say): a refused CreateTable is only an error if the table is not there.
-        """
-        try:
-            await self.client.create_table(
-                TableName=self.table,
-                KeySchema=[{"AttributeName": KEY, "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": KEY, "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            log.info("lease table created", table=self.table)
-        except ClientError as exc:
-            if _code(exc) == "AccessDeniedException":
-                if not await self._exists():
-                    raise
-            elif _code(exc) != "ResourceInUseException":
-                raise
-        for _ in range(120):
-            described = await self.client.describe_table(TableName=self.table)
-            if described["Table"]["TableStatus"] == "ACTIVE":
-                return
-            await asyncio.sleep(0.5)
-        raise RuntimeError(f"lease table {self.table} did not become ACTIVE")
-
-    async def _exists(self) -> bool:
-        """Whether DescribeTable finds the table; a refused DescribeTable counts as no."""
-        try:
-            await self.client.describe_table(TableName=self.table)
-        except ClientError:
-            return False
-        return True
+        await ensure_table(self.client, self.table, keys=[(KEY, "HASH")], what="lease table")
 
     async def list_leases(self) -> list[Lease]:
         leases: list[Lease] = []

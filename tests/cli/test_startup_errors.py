@@ -25,6 +25,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from bridge.config import SourceConfig
+from bridge.leases.heartbeats import WorkerRegistry
 from bridge.leases.store import DynamoLeaseStore
 from bridge.local.endpoint import LocalEndpoint
 from bridge.local.processes import free_port
@@ -170,7 +171,7 @@ def test_a_lease_table_it_may_not_create(
     )
 
 
-async def test_a_lease_table_made_beforehand_needs_no_create_permission() -> None:
+async def test_tables_made_beforehand_need_no_create_permission() -> None:
     class CreateDenied:
         async def create_table(self, **request: Any) -> None:
             error = {"Code": "AccessDeniedException", "Message": "not dynamodb:CreateTable"}
@@ -180,6 +181,7 @@ async def test_a_lease_table_made_beforehand_needs_no_create_permission() -> Non
             return {"Table": {"TableStatus": "ACTIVE"}}
 
     await DynamoLeaseStore(CreateDenied(), "made-by-terraform").ensure_table()
+    await WorkerRegistry(CreateDenied(), "made-by-terraform-coordination").ensure_table()
 
 
 def test_a_passing_failure_at_start_is_tried_again(
