@@ -3,10 +3,16 @@
 Pure: no Kafka, no SQLite. INSERT and MODIFY put the new image, REMOVE and tombstones (a null
 value) delete by key; an item the filter does not keep is deleted (a MODIFY may make a kept
 item stop matching), which is a no-op for an item never stored.
+
+The ``bridge-key-types`` header names the DynamoDB type of each key attribute, which the
+portable JSON of ``keys`` cannot say (a number beyond 2^53 arrives as a string); an envelope
+with ``types`` (``processor.options.types: true``) carries each image as DynamoDB JSON too,
+from which the item is written in the exact form, as the SQLite processor writes it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +21,13 @@ import orjson
 
 from bridge import item_json
 from bridge.replica._filter import ItemFilter
+
+KEY_TYPES_HEADER = "bridge-key-types"
+_KEY_TYPES = frozenset({"S", "N", "B"})
+
+KeyTypes = tuple[tuple[str, str], ...]
+"""(key attribute, DynamoDB type letter) in key order, as the ``bridge-key-types`` header
+gives them."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +66,11 @@ class Upsert:
     keys: dict[str, Any]
     """Key attributes in the source table's order (partition key first)."""
     item: bytes
-    """The new image as JSON, values as the envelope encodes them (``bridge.item_json``'s
-    portable form)."""
+    """The new image as JSON: in ``bridge.item_json``'s exact form when the envelope carries
+    its DynamoDB JSON (``types``), else as the envelope encodes it (the portable form)."""
     seq: str
+    key_types: KeyTypes | None = None
+    """From the ``bridge-key-types`` header; None from an older bridge."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,7 @@ class Delete:
     keys: dict[str, Any]
     seq: str | None
     """None deletes whatever the row holds (a tombstone with no ``bridge-seq`` header)."""
+    key_types: KeyTypes | None = None
 
 
 Change = Upsert | Delete
@@ -90,8 +106,9 @@ def change_of(message: Fetched, keep: ItemFilter) -> Change:
         raise BadMessageError(f"{where}: envelope has no {missing}") from None
     if not isinstance(keys, dict) or not keys or not isinstance(table, str):
         raise BadMessageError(f"{where}: envelope keys or table malformed")
+    key_types = _key_types_of(message, where, keys)
     if event == "REMOVE":
-        return Delete(table, keys, str(seq))
+        return Delete(table, keys, str(seq), key_types)
     if event not in {"INSERT", "MODIFY"}:
         raise BadMessageError(f"{where}: unknown event {event!r}")
     new = envelope.get("new")
@@ -100,8 +117,50 @@ def change_of(message: Fetched, keep: ItemFilter) -> Change:
             f"{where}: {event} has no new image (the stream's view type must include it)"
         )
     if not keep.keeps(keys, new):
-        return Delete(table, keys, str(seq))
-    return Upsert(table, keys, item_json.dumps(new), str(seq))
+        return Delete(table, keys, str(seq), key_types)
+    return Upsert(table, keys, _item(envelope, new, where), str(seq), key_types)
+
+
+def _item(envelope: Mapping[str, Any], new: Any, where: str) -> bytes:
+    typed = envelope.get("types")
+    if typed is None:
+        return item_json.dumps(new)
+    image = typed.get("new") if isinstance(typed, dict) else None
+    if not isinstance(image, dict):
+        raise BadMessageError(f"{where}: types has no new image in DynamoDB JSON")
+    try:
+        return item_json.EXACT.item_json(image)
+    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+        raise BadMessageError(f"{where}: types.new is not DynamoDB JSON ({exc})") from None
+
+
+def _key_types_of(message: Fetched, where: str, keys: Mapping[str, Any]) -> KeyTypes | None:
+    header = message.headers.get(KEY_TYPES_HEADER)
+    if header is None:
+        return None
+    try:
+        key_types = _parse_key_types(bytes(header))
+    except ValueError as exc:
+        raise BadMessageError(f"{where}: bad {KEY_TYPES_HEADER} header ({exc})") from None
+    if len(key_types) != len(keys) or not all(name in keys for name, _ in key_types):
+        raise BadMessageError(
+            f"{where}: {KEY_TYPES_HEADER} names {[n for n, _ in key_types]}, the key has "
+            f"{sorted(keys)}"
+        )
+    return key_types
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_key_types(header: bytes) -> KeyTypes:
+    """A topic's messages share a handful of header values: each is parsed once."""
+    parsed = orjson.loads(header)
+    if (
+        not isinstance(parsed, dict)
+        or not parsed
+        or not all(isinstance(kind, str) and kind in _KEY_TYPES for kind in parsed.values())
+    ):
+        raise ValueError(f"not an object of key attributes to S, N or B: {header!r}")
+    return tuple(parsed.items())
 
 
 def _tombstone(message: Fetched, where: str) -> Delete:
@@ -119,4 +178,5 @@ def _tombstone(message: Fetched, where: str) -> Delete:
         table.decode() if table else None,
         keys,
         seq.decode() if seq else None,
+        _key_types_of(message, where, keys),
     )

@@ -6,7 +6,8 @@ layout, topic, filter, and that its offsets are still in the topic: each partiti
 and resuming would silently skip them). Then the data is downloaded, its sha256 checked,
 decompressed, opened as SQLite and its offsets compared to the manifest's; only then is it
 renamed into place (atomic). A rejected snapshot is logged with its reason and the next
-older one is tried.
+older one is tried. A snapshot of the previous layout is restored as it is, and migrated when
+the store opens it, as a file of the node's own would be.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import structlog
 
+from bridge.processors.sqlite.layout import PREVIOUS_VERSION
 from bridge.replica._config import ReplicaConfig
 from bridge.replica._snapshot_taker import filter_of
 from bridge.replica._store import SCHEMA_VERSION
@@ -117,7 +119,7 @@ class SnapshotRestorer:
         return read_manifest(self.store, key, Manifest)
 
     def _check(self, manifest: Manifest, low_watermarks: Mapping[int, int]) -> None:
-        if manifest.schema_version != SCHEMA_VERSION:
+        if manifest.schema_version not in (PREVIOUS_VERSION, SCHEMA_VERSION):
             raise SnapshotRejectedError(
                 f"incompatible: replica layout version {manifest.schema_version}, this "
                 f"bridge uses {SCHEMA_VERSION}"

@@ -5,6 +5,12 @@ exactly the effect of the messages up to its offsets: resuming from ``offset + 1
 exactly-once in effect. Puts and deletes are also conditional on the DynamoDB sequence number
 (``_seq``), so a change the upstream worker published twice (it is at-least-once) cannot
 undo a newer one.
+
+Key columns are typed as the envelope's ``bridge-key-types`` header says, and key values
+bound by the SQLite processor's rule (``processors/sqlite/keys.py``), so both files hold the
+same key the same way whichever message came first. A topic without the header (an older
+bridge) has its types guessed from the first message, as before: a JSON number is a number,
+anything else text. Such a guess is corrected once a message with the header arrives.
 """
 
 from __future__ import annotations
@@ -12,22 +18,30 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import structlog
 
-from bridge.processors.sqlite.schema import BOOKKEEPING, STATUS, ReplicaTable, quote
-from bridge.replica._messages import Change, Delete, Upsert
+from bridge.processors.sqlite.keys import PLAIN_KEY, SqlValue
+from bridge.processors.sqlite.layout import (
+    PREVIOUS_VERSION,
+    migrate,
+    register,
+    retyped,
+    tables_of,
+)
+from bridge.processors.sqlite.schema import BOOKKEEPING, STATUS, ReplicaTable, quote, stored_seq
+from bridge.replica._messages import Change, Delete, KeyTypes, Upsert
 
 log = structlog.get_logger("bridge.replica")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The replica file's layout (tables, columns, bookkeeping), kept in ``PRAGMA user_version``
-and in every snapshot's manifest: a node refuses a snapshot of a layout it does not know."""
+and in every snapshot's manifest. A file (or restored snapshot) of layout 1 is migrated when
+opened; a node refuses a snapshot of a layout it does not know."""
 
 OFFSETS = """
 CREATE TABLE IF NOT EXISTS _bridge_kafka_offsets (
@@ -68,10 +82,19 @@ class StoredOffset:
     message_ms: int | None
 
 
-def _key_type(value: Any) -> str:
-    # The envelope writes key numbers that fit 53 bits as JSON numbers; others (rare:
-    # fractions, huge numbers) and binary arrive as text and are kept as text.
+def _guessed_type(value: Any) -> str:
+    # Without the key types header: the envelope writes key numbers that fit 53 bits as JSON
+    # numbers; others (rare: fractions, huge numbers) and binary arrive as text, kept as text.
     return "N" if isinstance(value, int) and not isinstance(value, bool) else "S"
+
+
+KeyBinder = Callable[[Mapping[str, Any]], list[SqlValue]]
+
+
+def _binder(table: ReplicaTable) -> KeyBinder:
+    """The key values of a change's ``keys`` (portable JSON) in column order, as bound."""
+    columns = [(name, PLAIN_KEY[kind]) for name, kind in table.keys]
+    return lambda keys: [convert(keys[name]) for name, convert in columns]
 
 
 class ReplicaStore:
@@ -90,6 +113,7 @@ class ReplicaStore:
         self.journal_mode = journal_mode
         self.synchronous = synchronous
         self.tables: dict[str, ReplicaTable] = {}
+        self._binders: dict[str, KeyBinder] = {}
         self._offsets: dict[tuple[str, int], int] = {}
         self._db: sqlite3.Connection | None = None
 
@@ -101,16 +125,21 @@ class ReplicaStore:
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(BOOKKEEPING + OFFSETS)
         (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version == 0:
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        elif version != SCHEMA_VERSION:
+        if version not in (0, PREVIOUS_VERSION, SCHEMA_VERSION):
             db.close()
             raise ReplicaFileError(
                 f"{self.path} has replica layout version {version}, this bridge writes "
                 f"{SCHEMA_VERSION}: use a new file"
             )
-        for name, columns in db.execute("SELECT name, key_columns FROM _bridge_tables"):
-            self.tables[name] = ReplicaTable(name, [tuple(k) for k in orjson.loads(columns)])
+        try:
+            if version == PREVIOUS_VERSION:
+                migrate(db, self.path, SCHEMA_VERSION)
+            elif version == 0:
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            db.close()
+            raise
+        self._load_tables(db)
         for topic, partition, last in db.execute(
             "SELECT topic, partition, last_offset FROM _bridge_kafka_offsets"
         ):
@@ -138,13 +167,12 @@ class ReplicaStore:
         db = self._conn()
         now_ms = int(time.time() * 1000)
         last: dict[int, Entry] = {}
-        created: list[str] = []
         db.execute("BEGIN IMMEDIATE")
         try:
             for entry in fresh:
                 last[entry.partition] = entry
                 if entry.change is not None:
-                    self._apply_one(db, entry.change, now_ms, created)
+                    self._apply_one(db, entry.change, now_ms)
             db.executemany(
                 _SAVE_OFFSET,
                 [(topic, p, e.offset, e.message_ms, now_ms) for p, e in last.items()],
@@ -152,8 +180,7 @@ class ReplicaStore:
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
-            for name in created:
-                self.tables.pop(name, None)
+            self._load_tables(db)  # a table made or retyped in the transaction is gone again
             raise
         for partition, entry in last.items():
             self._offsets[topic, partition] = entry.offset
@@ -173,9 +200,7 @@ class ReplicaStore:
 
     # -- inside the transaction -------------------------------------------------------------
 
-    def _apply_one(
-        self, db: sqlite3.Connection, change: Change, now_ms: int, created: list[str]
-    ) -> None:
+    def _apply_one(self, db: sqlite3.Connection, change: Change, now_ms: int) -> None:
         name = self.table_override or change.table or self._only_table()
         if name is None:
             return  # a tombstone before any item: nothing to delete
@@ -184,33 +209,77 @@ class ReplicaStore:
             if isinstance(change, Delete):
                 return  # nothing stored yet, nothing to delete
             table = self._create(db, name, change)
-            created.append(name)
         if set(change.keys) != set(table.key_names):
             raise ReplicaFileError(
                 f"replica table {name} has key {table.key_names}, but a message has "
                 f"{sorted(change.keys)}: use another file or sqlite.table"
             )
-        values = [change.keys[n] for n in table.key_names]
+        if change.key_types is not None and dict(change.key_types) != dict(table.keys):
+            table = self._retype(db, table, change.key_types)
+        try:
+            values = self._binders[name](change.keys)
+        except (ValueError, ArithmeticError, TypeError) as exc:
+            raise ReplicaFileError(
+                f"replica table {name}: a message's key {change.keys} does not fit its key "
+                f"columns {[list(k) for k in table.keys]}: {exc}"
+            ) from None
         if isinstance(change, Upsert):
-            db.execute(table.upsert(), (*values, change.item.decode(), change.seq, now_ms))
+            db.execute(
+                table.upsert(), (*values, change.item.decode(), stored_seq(change.seq), now_ms)
+            )
         elif change.seq is None:
             match = " AND ".join(f"{quote(n)} = ?" for n in table.key_names)
             db.execute(f"DELETE FROM {quote(table.name)} WHERE {match}", values)
         else:
             params = {f"k{i}": value for i, value in enumerate(values)}
-            db.execute(table.delete(), {**params, "seq": change.seq})
+            db.execute(table.delete(), {**params, "seq": stored_seq(change.seq)})
 
     def _create(self, db: sqlite3.Connection, name: str, change: Upsert) -> ReplicaTable:
-        columns = [(key, _key_type(value)) for key, value in change.keys.items()]
+        if change.key_types is not None:
+            columns = list(change.key_types)
+        else:
+            columns = [(key, _guessed_type(value)) for key, value in change.keys.items()]
         table = ReplicaTable(name, columns)
         db.execute(table.create())
-        db.execute(
-            "INSERT OR REPLACE INTO _bridge_tables (name, key_columns) VALUES (?, ?)",
-            (name, orjson.dumps([list(c) for c in columns]).decode()),
+        register(db, table)
+        self._known(table)
+        log.info(
+            "replica table created",
+            table=name,
+            key=[list(c) for c in columns],
+            key_types="from the envelope" if change.key_types is not None else "guessed",
         )
-        self.tables[name] = table
-        log.info("replica table created", table=name, key=[list(c) for c in columns])
         return table
+
+    def _retype(self, db: sqlite3.Connection, table: ReplicaTable, told: KeyTypes) -> ReplicaTable:
+        """The envelope's key types where a table's were guessed without them (an older
+        bridge published the first messages): its rows converted, in this transaction."""
+        try:
+            new = retyped(db, table, told)
+        except ValueError as exc:
+            raise ReplicaFileError(
+                f"replica table {table.name} has key types {[list(k) for k in table.keys]}, "
+                f"but messages say {[list(k) for k in told]}: {exc}; use another file or "
+                "sqlite.table"
+            ) from None
+        self._known(new)
+        log.info(
+            "replica key types corrected from the envelope",
+            table=table.name,
+            was=[list(k) for k in table.keys],
+            key=[list(k) for k in new.keys],
+        )
+        return new
+
+    def _known(self, table: ReplicaTable) -> None:
+        self.tables[table.name] = table
+        self._binders[table.name] = _binder(table)
+
+    def _load_tables(self, db: sqlite3.Connection) -> None:
+        self.tables.clear()
+        self._binders.clear()
+        for table in tables_of(db):
+            self._known(table)
 
     def _only_table(self) -> str | None:
         return next(iter(self.tables)) if len(self.tables) == 1 else None

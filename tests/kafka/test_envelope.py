@@ -13,8 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge.processors.api import SnapshotBatch
 from bridge.processors.kafka import EnvelopeEncoder, canonical_key
-from bridge.records import ChangeRecord
+from bridge.processors.kafka._snapshot import SnapshotEncoder
+from bridge.records import ChangeRecord, encode_item
 from tests.kafka.changes import BUILDERS, SHARD, WHEN_MS, from_stream, from_values, order_item
 
 Builder = Callable[..., ChangeRecord]
@@ -55,6 +57,7 @@ def test_envelope_has_every_field_of_the_design(build: Builder) -> None:
         ("bridge-table", b"orders"),
         ("bridge-shard", SHARD.encode()),
         ("bridge-seq", b"100000000000000000042"),
+        ("bridge-key-types", b'{"pk":"S","sk":"N"}'),
     ]
 
 
@@ -239,3 +242,50 @@ def test_numbers_as_the_wire_writes_them_follow_the_decoded_rules(text: str) -> 
     )
     decoded = from_values("INSERT", {"pk": "a"}, record.new_image, seq="1")
     assert list(encoder().messages(record)) == list(encoder().messages(decoded))
+
+
+@pytest.mark.parametrize("build", BUILDERS)
+def test_types_carry_the_keys_and_images_in_dynamodb_json(build: Builder) -> None:
+    item, before = order_item(5), order_item(4)
+    keys = {"pk": item["pk"], "sk": item["sk"]}
+    record = build("MODIFY", keys, item, {**before, **keys})
+    typed = EnvelopeEncoder("orders", include_old_image=True, tombstones=False, types=True)
+    [(key, value, headers)] = list(typed.messages(record))
+    [(plain_key, plain_value, plain_headers)] = list(encoder().messages(record))
+    envelope = orjson.loads(value or b"")
+    types = envelope.pop("types")
+    assert envelope == orjson.loads(plain_value or b"")  # the rest as without types
+    assert (key, headers) == (plain_key, plain_headers)
+    wire = orjson.loads(orjson.dumps(encode_item(item), default=sorted_wire))
+    wire = {name: _sorted_sets(v) for name, v in wire.items()}
+    assert types["keys"] == {"pk": {"S": item["pk"]}, "sk": {"N": "5"}}
+    assert {name: _sorted_sets(v) for name, v in types["new"].items()} == wire
+    assert _sorted_sets(types["old"]["price"]) == {"N": "4.25"}
+    assert types["new"]["blob"] == {"B": base64.b64encode(item["blob"]).decode()}
+
+
+def test_a_snapshot_item_has_the_key_types_header_and_with_types_its_dynamodb_json() -> None:
+    item = encode_item(order_item(6))
+    page = SnapshotBatch("bridge-snapshot-1-0-of-1", 0, 1, 1, ["pk", "sk"], [item], 2, False)
+    [(_, plain, plain_headers)] = SnapshotEncoder("orders").items(page)
+    [(_, value, headers)] = SnapshotEncoder("orders", types=True).items(page)
+    assert plain_headers == headers
+    assert ("bridge-key-types", b'{"pk":"S","sk":"N"}') in headers
+    envelope = orjson.loads(value)
+    assert "types" not in orjson.loads(plain)
+    assert envelope["types"]["keys"] == {"pk": {"S": "order-0006"}, "sk": {"N": "6"}}
+    assert envelope["types"]["new"]["price"] == {"N": "6.25"}
+    assert envelope["types"]["old"] is None
+
+
+def sorted_wire(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    raise TypeError(type(value))
+
+
+def _sorted_sets(attribute: dict[str, Any]) -> dict[str, Any]:
+    (kind, value), = attribute.items()
+    return {kind: sorted(value, key=str) if kind in ("SS", "NS", "BS") else value}

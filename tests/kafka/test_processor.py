@@ -96,6 +96,7 @@ async def test_each_change_is_one_message_with_envelope_key_and_headers(
         "bridge-table": b"orders",
         "bridge-shard": SHARD.encode(),
         "bridge-seq": b"100000000000000000003",
+        "bridge-key-types": b'{"pk":"S","sk":"N"}',  # what the portable keys cannot say
     }
 
 

@@ -118,6 +118,7 @@ async def test_every_change_reaches_the_topic_in_order_with_its_envelope(
                 "bridge-table": table.encode(),
                 "bridge-shard": envelope["shard"].encode(),
                 "bridge-seq": envelope["seq"].encode(),
+                "bridge-key-types": b'{"pk":"S","sk":"N"}',
             }
             shards.add(envelope["shard"])
     assert all(shard.startswith("shardId-") for shard in shards)

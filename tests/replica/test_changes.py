@@ -37,8 +37,9 @@ def test_insert_and_modify_put_the_new_image_as_the_envelope_encodes_it() -> Non
 def test_remove_and_its_tombstone_delete_by_key() -> None:
     keys = {"pk": "a", "sk": 1}
     envelope, tombstone = messages(from_stream("REMOVE", keys, None, {**keys, "v": 1}, seq="7"))
-    assert change_of(envelope, KEEP_ALL) == Delete("orders", keys, "7")
-    assert change_of(tombstone, KEEP_ALL) == Delete("orders", keys, "7")  # from its headers
+    types = (("pk", "S"), ("sk", "N"))  # the bridge-key-types header
+    assert change_of(envelope, KEEP_ALL) == Delete("orders", keys, "7", types)
+    assert change_of(tombstone, KEEP_ALL) == Delete("orders", keys, "7", types)  # its headers
     bare = Fetched(0, 9, tombstone.key, None)  # a tombstone from another producer
     assert change_of(bare, KEEP_ALL) == Delete(None, keys, None)
 
@@ -71,7 +72,7 @@ def test_an_update_that_stops_matching_the_filter_deletes() -> None:
     (kept,) = messages(from_stream("INSERT", keys, {"pk": "a", "tenant": "t1"}, seq="1"))
     (moved,) = messages(from_stream("MODIFY", keys, {"pk": "a", "tenant": "t2"}, seq="2"))
     assert isinstance(change_of(kept, keep), Upsert)
-    assert change_of(moved, keep) == Delete("orders", keys, "2")
+    assert change_of(moved, keep) == Delete("orders", keys, "2", (("pk", "S"),))
 
 
 def test_filter_by_key_prefix_and_by_path() -> None:

@@ -23,6 +23,7 @@ from bridge.config import BridgeConfig
 from bridge.errors import WorkerFailedError
 from bridge.local.endpoint import LocalEndpoint
 from bridge.processors.sqlite import SqliteProcessorFactory
+from bridge.processors.sqlite.schema import SCHEMA_VERSION
 from bridge.processors.sqlite.snapshots import SnapshotRestoreError, SqliteSnapshots
 from bridge.snapshots import StreamManifest, newest_first, sha256_of
 from tests.sqlite.test_replica_e2e import eventually, replica_items, scan, status
@@ -180,7 +181,7 @@ async def test_a_snapshot_is_uploaded_with_the_checkpoints_of_its_copy(
     assert manifest.source.table == table.name
     assert manifest.source.replica_table == table.name
     assert manifest.source.stream_arn == table.stream_arn
-    assert manifest.items == 60 and manifest.schema_version == 1
+    assert manifest.items == 60 and manifest.schema_version == SCHEMA_VERSION
     assert manifest.checkpoints and all(c.isdigit() for c in manifest.checkpoints.values())
     assert manifest.watermark_ms is not None
     data = tmp_path / "data.gz"

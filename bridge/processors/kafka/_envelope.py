@@ -5,14 +5,22 @@ integers within 53 bits as JSON numbers, every other number as a string with its
 canonical text, binary as base64, sets as sorted arrays (docs/kafka.md is the user-facing
 version). The key is the item's primary key by the same rules, keys sorted, no whitespace:
 one item always has the same key bytes, so it always lands in the same partition.
+
+Portable JSON does not say which strings were numbers, so the ``bridge-key-types`` header
+names each key attribute's DynamoDB type (a reader's key columns then never depend on which
+message it read first), and with ``types`` the envelope carries the keys and images in
+DynamoDB JSON as well.
 """
 
 from __future__ import annotations
 
+import binascii
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from bridge.item_json import PORTABLE, dumps, dynamodb_json
 from bridge.records import encode_item
@@ -30,11 +38,38 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 _YEAR_2200 = 7_258_118_400  # epoch seconds; beyond it, fromtimestamp's own limits apply
 _EVENTS = {name: name.encode() for name in ("INSERT", "MODIFY", "REMOVE")}
+KEY_TYPES_HEADER = "bridge-key-types"
+
+KeyShape = tuple[tuple[str, str], ...]
+"""(key attribute, DynamoDB type letter) in the order of the record's ``Keys``."""
 
 
 def canonical_key(keys: Mapping[str, Any]) -> bytes:
     """The message key of an item whose primary key is ``keys`` (plain Python values)."""
     return dumps(PORTABLE.item(encode_item(keys)), sort_keys=True)
+
+
+def key_shape(keys: Mapping[str, Mapping[str, Any]]) -> KeyShape:
+    """The key attributes of DynamoDB JSON ``Keys`` (or an item) and their type letters."""
+    return tuple([(name, next(iter(attribute))) for name, attribute in keys.items()])
+
+
+def key_types_header(shape: KeyShape) -> tuple[str, bytes]:
+    """``bridge-key-types``: a JSON object of each key attribute's type letter, in key order,
+    e.g. ``{"pk":"S","sk":"N"}``."""
+    return KEY_TYPES_HEADER, dumps(dict(shape))
+
+
+def wire_json(value: Any) -> Any:
+    """What ``orjson`` cannot write of DynamoDB JSON as botocore or a caller hands it over:
+    binary as the wire's base64, sets and other mappings as lists and objects."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return binascii.b2a_base64(bytes(value), newline=False).decode("ascii")
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, Set | tuple):
+        return list(value)
+    raise TypeError(f"not DynamoDB JSON: {type(value).__name__}")
 
 
 class EnvelopeEncoder:
@@ -45,10 +80,15 @@ class EnvelopeEncoder:
     hand. Both give the same bytes.
     """
 
-    def __init__(self, table: str, *, include_old_image: bool, tombstones: bool) -> None:
+    def __init__(
+        self, table: str, *, include_old_image: bool, tombstones: bool, types: bool = False
+    ) -> None:
         self.table = table
         self.include_old_image = include_old_image
         self.tombstones = tombstones
+        self.types = types
+        # A table's key shape hardly ever changes: its header is built once per shape.
+        self._key_types: dict[KeyShape, tuple[str, bytes]] = {}
         # Headers but the sequence number's are shared by many messages: built once each.
         self._table_header = ("bridge-table", table.encode())
         self._event_headers = {name: ("bridge-event", value) for name, value in _EVENTS.items()}
@@ -65,7 +105,12 @@ class EnvelopeEncoder:
 
     def envelope(self, record: ChangeRecord) -> Envelope:
         """The change's envelope message (without the tombstone ``messages`` may add)."""
-        key, value = self._encode(record, dynamodb_json(record))
+        stream_record = dynamodb_json(record)
+        key, value = self._encode(record, stream_record)
+        shape = key_shape(stream_record["Keys"])
+        key_types = self._key_types.get(shape)
+        if key_types is None:
+            key_types = self._key_types[shape] = key_types_header(shape)
         shard_id = record.shard_id
         last_shard, shard_header = self._shard
         if last_shard != shard_id:
@@ -76,6 +121,7 @@ class EnvelopeEncoder:
             self._table_header,
             shard_header,
             ("bridge-seq", record.sequence_number.encode()),
+            key_types,
         ]
         return key, value, headers
 
@@ -117,6 +163,9 @@ class EnvelopeEncoder:
             "shard": record.shard_id,
             "ts": ts,
         }
+        if self.types:
+            envelope["types"] = {"keys": keys_raw, "new": new_raw, "old": old_raw}
+            return dumps(keys, sort_keys=True), orjson.dumps(envelope, default=wire_json)
         return dumps(keys, sort_keys=True), dumps(envelope)
 
 

@@ -35,6 +35,10 @@ class KafkaOptions(BaseModel):
     """Follow each REMOVE envelope with a tombstone (same key, null value) for compacted topics."""
     include_old_image: bool = True
     """Put the old image in the envelope's ``old`` (when the stream view has it); else null."""
+    types: bool = False
+    """Add ``types`` to the envelope: the keys and images in DynamoDB JSON, as the stream sent
+    them, so that a reader (``bridge replica``) knows every value's type and exact number.
+    Off by default: it about doubles the size of a message."""
     producer: dict[str, Any] = Field(default_factory=dict)
     """Extra librdkafka settings, e.g. ``{compression.type: lz4, security.protocol: SSL}``."""
     startup_timeout: Duration = timedelta(seconds=10)

@@ -90,8 +90,9 @@ class KafkaProcessorFactory(ProcessorFactory):
             table,
             include_old_image=self.options.include_old_image,
             tombstones=self.options.tombstones,
+            types=self.options.types,
         )
-        self.snapshots = SnapshotEncoder(table)
+        self.snapshots = SnapshotEncoder(table, types=self.options.types)
         client_id = "-".join(part for part in ("bridge", app, worker_id) if part)
         self.producer_config = self.options.producer_config(client_id)
         self.max_message_bytes = int(

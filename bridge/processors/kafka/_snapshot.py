@@ -6,22 +6,32 @@ snapshot (its cut-off) and the segment. Its key is the item's key exactly as a c
 same item has it, so both land in one partition, where the snapshot comes first (no shard is
 read before the whole scan is through). When a segment is done, a ``SNAPSHOT_END`` marker for
 that segment goes to every partition after its items: a reader knows the snapshot is complete
-in a partition once it has read the marker of every segment there.
+in a partition once it has read the marker of every segment there. Item envelopes carry the
+``bridge-key-types`` header, and with ``types`` the item in DynamoDB JSON, as changes do.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from bridge.item_json import PORTABLE, dumps
 from bridge.processors.api import SnapshotBatch
-from bridge.processors.kafka._envelope import Envelope, Headers
+from bridge.processors.kafka._envelope import (
+    Envelope,
+    Headers,
+    key_shape,
+    key_types_header,
+    wire_json,
+)
 
 
 class SnapshotEncoder:
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, *, types: bool = False) -> None:
         self.table = table
-        self._item_headers: Headers = [
+        self.types = types
+        self._head: Headers = [
             ("bridge-event", b"SNAPSHOT"),
             ("bridge-table", table.encode()),
         ]
@@ -34,9 +44,13 @@ class SnapshotEncoder:
         about = _about(batch)
         names = batch.key_names
         messages: list[Envelope] = []
+        headers: Headers = []
         for item in batch.items:
             new = PORTABLE.item(item)
             keys = {name: new[name] for name in names}
+            if not headers:  # every item of a table has the same key shape
+                shape = key_shape({name: item[name] for name in names})
+                headers = [*self._head, key_types_header(shape)]
             envelope = {
                 "table": self.table,
                 "event": "SNAPSHOT",
@@ -48,7 +62,16 @@ class SnapshotEncoder:
                 "ts": batch.scanned_at_ms,
                 "snapshot": about,
             }
-            messages.append((dumps(keys, sort_keys=True), dumps(envelope), self._item_headers))
+            if self.types:
+                envelope["types"] = {
+                    "keys": {name: item[name] for name in names},
+                    "new": item,
+                    "old": None,
+                }
+                value = orjson.dumps(envelope, default=wire_json)
+            else:
+                value = dumps(envelope)
+            messages.append((dumps(keys, sort_keys=True), value, headers))
         return messages
 
     def segment_end(self, batch: SnapshotBatch) -> Envelope:

@@ -5,12 +5,12 @@ after a crash: that is what makes the file exactly-once in effect. Puts and dele
 conditional on the row's ``_seq`` (``ReplicaTable.upsert``/``delete``), so a change applied
 twice, or an older one after a newer, changes nothing. The replica table itself is created
 from the first record applied: its key attributes, in ``key_order`` or the stream's order,
-become typed primary-key columns, and every later record must have the same key.
+become typed primary-key columns, and every later record must have the same key. Key values
+are bound by ``keys.py``'s rule, so distinct numbers stay distinct rows.
 """
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,7 +18,14 @@ from typing import Any
 import orjson
 
 from bridge.item_json import EXACT, dynamodb_json
-from bridge.processors.sqlite.schema import CHECKPOINT, ReplicaSchemaError, ReplicaTable
+from bridge.processors.sqlite.keys import SqlValue, number_value, wire_key
+from bridge.processors.sqlite.layout import register
+from bridge.processors.sqlite.schema import (
+    CHECKPOINT,
+    ReplicaSchemaError,
+    ReplicaTable,
+    stored_seq,
+)
 from bridge.processors.sqlite.writer import ReplicaWriter
 from bridge.records import ChangeRecord
 
@@ -75,7 +82,7 @@ class ChangeApplier:
                         db.executemany(upsert, puts)
                         puts = []
                     params = {f"k{i}": value for i, value in enumerate(keys)}
-                    db.execute(delete, {**params, "seq": record.sequence_number})
+                    db.execute(delete, {**params, "seq": stored_seq(record.sequence_number)})
                     continue
                 image = change.get("NewImage")
                 if image is None:
@@ -84,7 +91,7 @@ class ChangeApplier:
                         "stream's view type must be NEW_IMAGE or NEW_AND_OLD_IMAGES"
                     )
                 item = EXACT.item_json(image).decode()
-                puts.append((*keys, item, record.sequence_number, now_ms))
+                puts.append((*keys, item, stored_seq(record.sequence_number), now_ms))
             if puts:
                 db.executemany(upsert, puts)
             db.execute(CHECKPOINT, (shard_id, checkpoint, now_ms))
@@ -113,31 +120,32 @@ class ChangeApplier:
         with db:
             db.execute("BEGIN IMMEDIATE")
             db.execute(table.create())
-            db.execute(
-                "INSERT OR REPLACE INTO _bridge_tables (name, key_columns) VALUES (?, ?)",
-                (self.table_name, orjson.dumps(columns).decode()),
-            )
+            register(db, table)
         self.table = table
         return table
 
 
-def _key_reader(table: ReplicaTable) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """Key values straight from the wire form (``Keys``): text for S and N (the NUMERIC column
-    stores an exact number), bytes for B. Cheaper than decoding the keys to Python values; the
-    common shapes (one or two S/N keys) get a reader without a loop, as it runs per change."""
+def _key_reader(table: ReplicaTable) -> Callable[[Mapping[str, Any]], tuple[SqlValue, ...]]:
+    """Key values straight from the wire form (``Keys``), by ``keys.py``'s rule: cheaper than
+    decoding the keys to Python values first. The common shapes (one or two S/N keys) get a
+    reader without a loop, as it runs per change."""
     columns = list(table.keys)
-    if all(kind in ("S", "N") for _, kind in columns):
-        if len(columns) == 1:
-            [(name, kind)] = columns
-            return lambda keys: (keys[name][kind],)
-        if len(columns) == 2:
-            (first, first_kind), (second, second_kind) = columns
-            return lambda keys: (keys[first][first_kind], keys[second][second_kind])
-    return lambda keys: tuple(_key_value(keys[name]) for name, _ in columns)
+    if len(columns) == 1 and columns[0][1] in ("S", "N"):
+        [(name, kind)] = columns
+        if kind == "S":
+            return lambda keys: (keys[name]["S"],)
+        return lambda keys: (number_value(keys[name]["N"]),)
+    if len(columns) == 2 and all(kind in ("S", "N") for _, kind in columns):
+        (first, first_kind), (second, second_kind) = columns
+        if first_kind == second_kind == "S":
+            return lambda keys: (keys[first]["S"], keys[second]["S"])
+        one = _reader(first, first_kind)
+        two = _reader(second, second_kind)
+        return lambda keys: (one(keys), two(keys))
+    return lambda keys: tuple(wire_key(kind, keys[name]) for name, kind in columns)
 
 
-def _key_value(attribute: Mapping[str, Any]) -> Any:
-    if "B" in attribute:
-        binary = attribute["B"]
-        return binary if isinstance(binary, bytes) else base64.b64decode(binary)
-    return attribute.get("S", attribute.get("N"))
+def _reader(name: str, kind: str) -> Callable[[Mapping[str, Any]], SqlValue]:
+    if kind == "S":
+        return lambda keys: keys[name]["S"]
+    return lambda keys: number_value(keys[name]["N"])

@@ -25,7 +25,9 @@ import orjson
 import structlog
 
 from bridge.item_json import EXACT
-from bridge.processors.sqlite.schema import ReplicaTable, quote
+from bridge.processors.sqlite.keys import wire_key
+from bridge.processors.sqlite.layout import register
+from bridge.processors.sqlite.schema import SCANNED_SEQ, ReplicaTable, quote
 from bridge.snapshots._progress import TransferProgress
 
 log = structlog.get_logger("bridge.bootstrap")
@@ -150,10 +152,7 @@ class TableScanner:
             "VALUES (?, ?, ?, ?)",
             [(s, self.settings.segments, cutoff, now_ms) for s in range(self.settings.segments)],
         )
-        db.execute(
-            "INSERT OR REPLACE INTO _bridge_tables (name, key_columns) VALUES (?, ?)",
-            (self.table.name, orjson.dumps([list(k) for k in self.table.keys]).decode()),
-        )
+        register(db, self.table)
         db.execute("COMMIT")
         return BootstrapState(cutoff, self.settings.segments, False)
 
@@ -198,15 +197,20 @@ class TableScanner:
     def _write_page(self, segment: int, items: list[dict[str, Any]], next_key: Any) -> None:
         db = self.db()
         now_ms = int(self.clock() * 1000)
-        names = self.table.key_names
-        columns = ", ".join(quote(n) for n in names)
-        marks = ", ".join("?" for _ in range(len(names) + 3))
+        keys = self.table.keys
+        columns = ", ".join(quote(n) for n in self.table.key_names)
+        marks = ", ".join("?" for _ in range(len(keys) + 3))
         insert = (
-            f"INSERT OR REPLACE INTO {quote(self.table.name)} "  # scanned rows carry _seq 0
+            f"INSERT OR REPLACE INTO {quote(self.table.name)} "  # older than any change
             f"({columns}, item, _seq, _updated_ms) VALUES ({marks})"
         )
         rows = [
-            (*(_key(item[n]) for n in names), EXACT.item_json(item).decode(), "0", now_ms)
+            (
+                *(wire_key(kind, item[name]) for name, kind in keys),
+                EXACT.item_json(item).decode(),
+                SCANNED_SEQ,
+                now_ms,
+            )
             for item in items
         ]
         db.execute("BEGIN IMMEDIATE")
@@ -248,14 +252,6 @@ class TableScanner:
                 table=self.source_table,
                 hours=round(age / 3600, 1),
             )
-
-
-def _key(attribute: dict[str, Any]) -> Any:
-    if "S" in attribute:
-        return attribute["S"]
-    if "N" in attribute:
-        return attribute["N"]
-    return attribute["B"]
 
 
 def _dump_key(key: dict[str, dict[str, Any]]) -> str:

@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bridge.processors.sqlite.keys import PLAIN_KEY
 from bridge.processors.sqlite.schema import quote
 
 
@@ -40,7 +41,7 @@ class Replica:
         self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
         self.stale_after = stale_after
         self._wanted = table
-        self._resolved: tuple[str, list[str]] | None = None
+        self._resolved: tuple[str, list[tuple[str, str]]] | None = None
 
     def close(self) -> None:
         self.db.close()
@@ -69,14 +70,16 @@ class Replica:
             raise ReplicaNotReadyError(f"replica {self.path} is not ready: {status.reason}")
 
     def get(self, **key: Any) -> dict[str, Any] | None:
-        """The item with this primary key, numbers as ``int``/``Decimal``, or None."""
-        table, keys = self._table()
-        if set(key) != set(keys):
-            raise KeyError(f"the key of {table} is {keys}, got {sorted(key)}")
-        match = " AND ".join(f"{quote(name)} = ?" for name in keys)
-        row = self.db.execute(
-            f"SELECT item FROM {quote(table)} WHERE {match}", [key[name] for name in keys]
-        ).fetchone()
+        """The item with this primary key, numbers as ``int``/``Decimal``, or None. A number
+        key may be given as ``int``, ``Decimal`` or its text: it is looked up as the file
+        stores it (``keys.py``), so every digit counts."""
+        table, columns = self._table()
+        names = [name for name, _ in columns]
+        if set(key) != set(names):
+            raise KeyError(f"the key of {table} is {names}, got {sorted(key)}")
+        match = " AND ".join(f"{quote(name)} = ?" for name in names)
+        values = [PLAIN_KEY[kind](key[name]) for name, kind in columns]
+        row = self.db.execute(f"SELECT item FROM {quote(table)} WHERE {match}", values).fetchone()
         if row is None:
             return None
         item: dict[str, Any] = json.loads(row[0], parse_float=Decimal)
@@ -89,7 +92,7 @@ class Replica:
         finally:
             self.db.row_factory = None
 
-    def _table(self) -> tuple[str, list[str]]:
+    def _table(self) -> tuple[str, list[tuple[str, str]]]:
         """The replicated table; it exists once the first change was applied."""
         if self._resolved is not None:
             return self._resolved
@@ -101,5 +104,5 @@ class Replica:
             table = next(iter(known))
         if table not in known:
             raise LookupError(f"replica {self.path} has no table {table!r} (has {sorted(known)})")
-        self._resolved = table, [name for name, _ in json.loads(known[table])]
+        self._resolved = table, [(str(n), str(k)) for n, k in json.loads(known[table])]
         return self._resolved

@@ -4,6 +4,10 @@ One table per source table: the key attributes as typed columns forming the prim
 ``item`` (the whole image as JSON), ``_seq`` and ``_updated_ms``. Bookkeeping beside it:
 ``_bridge_checkpoints`` (one row per shard, written in the same transaction as the data) and
 ``_bridge_status`` (one row: is the replica fit to read).
+
+A number key column has no declared type, so that SQLite keeps each value as bound
+(``keys.py`` says how a number is bound); ``_seq`` is the sequence number left-padded with
+zeros to ``SEQ_WIDTH`` digits, so that a plain ``ORDER BY _seq`` is stream order.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-COLUMN_TYPES = {"S": "TEXT", "N": "NUMERIC", "B": "BLOB"}
+COLUMN_TYPES = {"S": "TEXT", "N": "", "B": "BLOB"}
+"""Declared type per DynamoDB key type. A number column has none: any name SQLite does not
+read as TEXT, BLOB or REAL gives it NUMERIC affinity, which rounds numbers."""
 
 
 class ReplicaSchemaError(Exception):
@@ -19,8 +25,22 @@ class ReplicaSchemaError(Exception):
     or the file has a layout this bridge does not know."""
 
 
-SCHEMA_VERSION = 1
-"""The layout's version, kept in ``PRAGMA user_version``: a snapshot of another is refused."""
+SCHEMA_VERSION = 2
+"""The layout's version, kept in ``PRAGMA user_version`` and in snapshot manifests. Version 1
+declared number keys ``NUMERIC`` and kept ``_seq`` unpadded; such a file is migrated when it
+is opened (``layout.py``)."""
+
+SEQ_WIDTH = 40
+"""Digits of a stored ``_seq``: AWS's sequence numbers have 21 to 40."""
+
+SCANNED_SEQ = "0" * SEQ_WIDTH
+"""The ``_seq`` of a row a bootstrap scan wrote: older than any change."""
+
+
+def stored_seq(sequence_number: str) -> str:
+    """A sequence number as ``_seq`` holds it: zero-padded, so text order is stream order."""
+    return sequence_number.rjust(SEQ_WIDTH, "0")
+
 
 BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS _bridge_checkpoints (
@@ -50,8 +70,8 @@ def quote(name: str) -> str:
 
 
 def _newer(new: str, old: str) -> str:
-    """Sequence numbers are decimal strings of varying length, wider than SQLite's integers:
-    compare by length, then text."""
+    """Sequence numbers are decimal strings wider than SQLite's integers. Padded they compare
+    as text; comparing by length first keeps a longer one than AWS documents in order too."""
     return f"(length({new}) > length({old}) OR (length({new}) = length({old}) AND {new} > {old}))"
 
 
@@ -66,7 +86,10 @@ class ReplicaTable:
         return [name for name, _ in self.keys]
 
     def create(self) -> str:
-        columns = [f"{quote(name)} {COLUMN_TYPES[kind]} NOT NULL" for name, kind in self.keys]
+        columns = [
+            " ".join(filter(None, (quote(name), COLUMN_TYPES[kind], "NOT NULL")))
+            for name, kind in self.keys
+        ]
         primary = ", ".join(quote(name) for name, _ in self.keys)
         return (
             f"CREATE TABLE IF NOT EXISTS {quote(self.name)} ("

@@ -9,7 +9,9 @@ the snapshot never applied are gone. A shard that left the stream is fine only i
 read it to its end, and a shard the snapshot never read must still have its first record.
 Then the data is downloaded, its size and sha256 checked, decompressed, opened as SQLite and
 its checkpoints compared with the manifest's; only then is it renamed into place (atomic).
-A rejected snapshot is logged with its reason and the next older one is tried.
+A rejected snapshot is logged with its reason and the next older one is tried. A snapshot of
+the previous layout is restored as it is, and migrated when the writer opens it, as a file of
+the node's own would be.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Literal
 import structlog
 
 from bridge.core.positions import SHARD_END, is_sequence_number
+from bridge.processors.sqlite.layout import PREVIOUS_VERSION
 from bridge.processors.sqlite.schema import SCHEMA_VERSION, quote
 from bridge.snapshots import (
     CorruptSnapshotError,
@@ -86,7 +89,7 @@ class Wanted:
 
 def check_manifest(manifest: StreamManifest, wanted: Wanted, now_ms: int) -> None:
     """The checks that need no I/O; ``SnapshotRejectedError`` with the first that fails."""
-    if manifest.schema_version != SCHEMA_VERSION:
+    if manifest.schema_version not in (PREVIOUS_VERSION, SCHEMA_VERSION):
         raise SnapshotRejectedError(
             f"incompatible: replica layout version {manifest.schema_version}, this bridge "
             f"uses {SCHEMA_VERSION}"

@@ -4,8 +4,8 @@ runs every statement on it.
 SQLite has one writer at a time anyway; funnelling the shards' batches, the bootstrap scan's
 pages, checkpoints and status rows through a single thread means they never contend for the
 file's lock (no ``database is locked`` under load) and the event loop never blocks on disk.
-Opening the file is where the layout is checked: a file of another layout version is
-refused rather than written into.
+Opening the file is where the layout is checked: a file of the previous layout is migrated
+(``layout.py``), one of another version refused rather than written into.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bridge.processors.sqlite.layout import PREVIOUS_VERSION, migrate
 from bridge.processors.sqlite.schema import BOOKKEEPING, SCHEMA_VERSION, ReplicaSchemaError
 
 T = TypeVar("T")
@@ -55,20 +56,27 @@ class ReplicaWriter:
     # -- on the writer thread --------------------------------------------------------------
 
     def open_file(self) -> sqlite3.Connection:
-        """Open (or create) the file with the configured journal and sync modes, refuse a
-        layout this bridge does not know, and create the bookkeeping tables."""
+        """Open (or create) the file with the configured journal and sync modes, migrate the
+        previous layout, refuse one this bridge does not know, and create the bookkeeping
+        tables."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute(f"PRAGMA journal_mode={self.journal_mode}")
         db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute("PRAGMA busy_timeout=5000")
         (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version not in (0, SCHEMA_VERSION):
+        if version not in (0, PREVIOUS_VERSION, SCHEMA_VERSION):
             db.close()
             raise ReplicaSchemaError(
                 f"{self.path} has layout version {version}, this bridge uses {SCHEMA_VERSION}"
             )
         db.executescript(BOOKKEEPING)
+        if version == PREVIOUS_VERSION:
+            try:
+                migrate(db, self.path, SCHEMA_VERSION)
+            except BaseException:
+                db.close()
+                raise
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._db = db
         return db
