@@ -22,8 +22,9 @@ from bridge.metrics import Metrics
 from bridge.replica._config import ReplicaConfig
 from bridge.replica._consumer import BrokerUnavailableError, TopicMissingError
 from bridge.replica._gaps import gap_between
-from bridge.replica._handles import KafkaLink
+from bridge.replica._handles import KafkaLink, OpenedFile
 from bridge.replica._readiness import FollowerReadiness
+from bridge.replica._snapshot_progress import SnapshotProgress
 from bridge.replica._store import StoredOffset
 
 
@@ -57,6 +58,12 @@ class PartitionAssigner:
 
     def check_due(self) -> bool:
         return self._clock() >= self._next_check
+
+    def opened(self, file: OpenedFile) -> None:
+        """Resume where the file just opened left off: its offsets, and how much of the
+        topic's snapshot it holds (readiness waits for the rest)."""
+        self.stored = file.offsets
+        self._readiness.snapshots = SnapshotProgress.of(file.snapshot_marks)
 
     def check_soon(self) -> None:
         """Ask the broker at the next turn of the loop (a restored file resumes elsewhere)."""

@@ -30,6 +30,7 @@ from bridge.replica._messages import (
     change_of,
 )
 from bridge.replica._readiness import FollowerReadiness
+from bridge.replica._snapshot_progress import mark_row
 from bridge.replica._store import Entry
 
 POLL_TIMEOUT = 0.2
@@ -80,6 +81,8 @@ class FollowLoop:
             self.metrics.records_processed.inc(applied)
             for entry in entries:
                 self.readiness.applied(entry.partition, entry.offset, entry.message_ms)
+                if (mark := mark_row(entry.partition, entry.change)) is not None:
+                    self.readiness.snapshots.add(mark)
         for end in ends:  # only once what came before the end is committed
             self.readiness.reached_end(end.partition, end.offset)
         if out_of_range:

@@ -183,7 +183,7 @@ class ReplicaFollower:
                 await self._snapshots.cold_start()
                 if self.stopping.is_set():
                     return
-            self._assigner.stored = await self._file.open()
+            self._assigner.opened(await self._file.open())
             self.readiness.phase = "streaming"
             self._log.info(
                 "replica following",

@@ -119,7 +119,7 @@ class GapHandler:
                 f"cannot repair {path}; delete it to replay the topic from its beginning"
             )
         self.readiness.gap = None
-        self.assigner.stored = await self.file.open()
+        self.assigner.opened(await self.file.open())
         self.readiness.phase = "streaming"
         self.assigner.check_soon()
         self.log.info("gap repaired from a snapshot", key=result.key)

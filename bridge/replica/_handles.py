@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from bridge.replica._config import ReplicaConfig, SqliteTargetConfig
 from bridge.replica._consumer import KafkaPartitionConsumer, PartitionConsumer
 from bridge.replica._messages import Fetched, OutOfRange, PartitionEnd
+from bridge.replica._snapshot_progress import MarkRow
 from bridge.replica._store import Entry, ReplicaStore, StoredOffset
 
 T = TypeVar("T")
@@ -93,6 +95,14 @@ class KafkaLink:
         self._thread.shutdown()
 
 
+@dataclass(frozen=True)
+class OpenedFile:
+    offsets: dict[int, StoredOffset]
+    """The last offset applied per partition."""
+    snapshot_marks: list[MarkRow]
+    """What it read of the topic's snapshots."""
+
+
 class ReplicaFile:
     """The replica file's store on the SQLite thread: the only writer of the file."""
 
@@ -114,11 +124,12 @@ class ReplicaFile:
             synchronous=self._config.synchronous,
         )
 
-    async def open(self) -> dict[int, StoredOffset]:
-        """Open the file as it is now (a restore may have replaced it); its stored offsets."""
+    async def open(self) -> OpenedFile:
+        """Open the file as it is now (a restore may have replaced it): where it resumes."""
         self.store = self._new_store()
         await self._thread.run(self.store.open)
-        return await self.offsets()
+        marks = await self._thread.run(self.store.snapshot_marks, self._topic)
+        return OpenedFile(await self.offsets(), marks)
 
     async def offsets(self) -> dict[int, StoredOffset]:
         return await self._thread.run(self.store.offsets, self._topic)

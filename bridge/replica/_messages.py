@@ -60,6 +60,19 @@ class OutOfRange:
     detail: str
 
 
+SNAPSHOT_SEQ = "0"
+"""The sequence number a snapshot item is stored with: older than any change."""
+
+
+@dataclass(frozen=True)
+class SnapshotMark:
+    """Which snapshot (its cut-off) and segment a snapshot message belongs to."""
+
+    cutoff_ms: int
+    segment: int
+    segments: int
+
+
 @dataclass(frozen=True)
 class Upsert:
     table: str
@@ -71,6 +84,8 @@ class Upsert:
     seq: str
     key_types: KeyTypes | None = None
     """From the ``bridge-key-types`` header; None from an older bridge."""
+    snapshot: SnapshotMark | None = None
+    """Set for an item of the table's snapshot: it never overwrites a row a change wrote."""
 
 
 @dataclass(frozen=True)
@@ -83,14 +98,22 @@ class Delete:
     key_types: KeyTypes | None = None
 
 
-Change = Upsert | Delete
+@dataclass(frozen=True)
+class SnapshotEnd:
+    """A segment of the table's snapshot is complete in this message's partition."""
+
+    mark: SnapshotMark
+
+
+Change = Upsert | Delete | SnapshotEnd
 
 
 class BadMessageError(Exception):
     """A message that is not a bridge envelope; it names partition and offset."""
 
 
-def change_of(message: Fetched, keep: ItemFilter) -> Change:
+def change_of(message: Fetched, keep: ItemFilter) -> Change | None:
+    """The change a message makes, None for none."""
     where = f"partition {message.partition} offset {message.offset}"
     if message.value is None:
         return _tombstone(message, where)
@@ -104,21 +127,40 @@ def change_of(message: Fetched, keep: ItemFilter) -> Change:
         table, event, keys, seq = (envelope[k] for k in ("table", "event", "keys", "seq"))
     except KeyError as missing:
         raise BadMessageError(f"{where}: envelope has no {missing}") from None
+    if event == "SNAPSHOT_END":
+        return SnapshotEnd(_mark(envelope, where))
     if not isinstance(keys, dict) or not keys or not isinstance(table, str):
         raise BadMessageError(f"{where}: envelope keys or table malformed")
     key_types = _key_types_of(message, where, keys)
     if event == "REMOVE":
         return Delete(table, keys, str(seq), key_types)
-    if event not in {"INSERT", "MODIFY"}:
+    if event not in {"INSERT", "MODIFY", "SNAPSHOT"}:
         raise BadMessageError(f"{where}: unknown event {event!r}")
     new = envelope.get("new")
     if not isinstance(new, dict):
         raise BadMessageError(
             f"{where}: {event} has no new image (the stream's view type must include it)"
         )
+    item = _item(envelope, new, where)
+    if event == "SNAPSHOT":
+        mark = _mark(envelope, where)
+        if not keep.keeps(keys, new):  # a snapshot item the filter drops was never stored
+            return None
+        return Upsert(table, keys, item, SNAPSHOT_SEQ, key_types, mark)
     if not keep.keeps(keys, new):
         return Delete(table, keys, str(seq), key_types)
-    return Upsert(table, keys, _item(envelope, new, where), str(seq), key_types)
+    return Upsert(table, keys, item, str(seq), key_types)
+
+
+def _mark(envelope: Mapping[str, Any], where: str) -> SnapshotMark:
+    about: Any = envelope.get("snapshot")
+    try:
+        mark = SnapshotMark(int(about["cutoff_ms"]), int(about["segment"]), int(about["segments"]))
+    except (TypeError, KeyError, ValueError):
+        raise BadMessageError(f"{where}: snapshot envelope without its snapshot block") from None
+    if not 0 <= mark.segment < mark.segments:
+        raise BadMessageError(f"{where}: snapshot segment {mark.segment} of {mark.segments}")
+    return mark
 
 
 def _item(envelope: Mapping[str, Any], new: Any, where: str) -> bytes:

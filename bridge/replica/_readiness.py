@@ -1,8 +1,9 @@
 """Is the replica fresh? Pure bookkeeping per partition; times are passed in.
 
 Ready means: following (not starting or stopped), the broker answered within ``stall_after``,
-the topic has partitions, and every partition is either read to its high watermark or its
-newest applied message is younger than ``ready_lag``. A replica stuck behind a high watermark
+the topic has partitions, every partition is either read to its high watermark or its
+newest applied message is younger than ``ready_lag``, and every partition holds the whole of
+the newest table snapshot the topic showed (``_snapshot_progress``). A replica stuck behind a high watermark
 that keeps moving turns not-ready as its last message ages; one whose broker stopped
 answering turns not-ready after ``stall_after``.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bridge.freshness import Freshness, oldest_watermark, worst_lag
+from bridge.replica._snapshot_progress import SnapshotProgress
 
 
 @dataclass
@@ -46,6 +48,8 @@ class FollowerReadiness(Freshness):
     topic_error: str | None = None
     gap: str | None = None
     """Offsets the replica needs were deleted from the topic: not ready, whatever else."""
+    snapshots: SnapshotProgress = field(default_factory=SnapshotProgress)
+    """The table's snapshot in the topic: not ready until every partition holds all of it."""
 
     def assigned(self, partition: int, position: int, message_ms: int | None) -> None:
         self.partitions[partition] = PartitionProgress(position, message_ms)
@@ -113,4 +117,6 @@ class FollowerReadiness(Freshness):
             behind = state.high - state.position
             old = "" if age_ms is None else f", newest applied {age_ms / 1000:.1f}s old"
             return False, f"partition {partition}: {behind} messages behind{old}"
+        if (incomplete := self.snapshots.incomplete(self.partitions)) is not None:
+            return False, incomplete
         return True, "ready"

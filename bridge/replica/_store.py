@@ -34,7 +34,8 @@ from bridge.processors.sqlite.layout import (
     tables_of,
 )
 from bridge.processors.sqlite.schema import BOOKKEEPING, STATUS, ReplicaTable, quote, stored_seq
-from bridge.replica._messages import Change, Delete, KeyTypes, Upsert
+from bridge.replica._messages import Change, Delete, KeyTypes, SnapshotEnd, Upsert
+from bridge.replica._snapshot_progress import MarkRow, mark_row
 
 log = structlog.get_logger("bridge.replica")
 
@@ -52,7 +53,20 @@ CREATE TABLE IF NOT EXISTS _bridge_kafka_offsets (
     updated_ms INTEGER NOT NULL,
     PRIMARY KEY (topic, partition)
 );
+CREATE TABLE IF NOT EXISTS _bridge_kafka_snapshots (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    cutoff_ms INTEGER NOT NULL,
+    segments INTEGER NOT NULL,
+    segment INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition, cutoff_ms, segment)
+);
 """
+
+_SAVE_MARK = (
+    "INSERT OR IGNORE INTO _bridge_kafka_snapshots "
+    "(topic, partition, cutoff_ms, segments, segment) VALUES (?, ?, ?, ?, ?)"
+)
 
 _SAVE_OFFSET = (
     "INSERT INTO _bridge_kafka_offsets (topic, partition, last_offset, message_ms, updated_ms) "
@@ -158,6 +172,15 @@ class ReplicaStore:
         )
         return {partition: StoredOffset(last, ms) for partition, last, ms in rows}
 
+    def snapshot_marks(self, topic: str) -> list[MarkRow]:
+        """What the file has read of the topic's snapshots (``_snapshot_progress``)."""
+        rows = self._conn().execute(
+            "SELECT partition, cutoff_ms, segments, segment FROM _bridge_kafka_snapshots "
+            "WHERE topic = ?",
+            (topic,),
+        )
+        return [MarkRow(*row) for row in rows]
+
     def apply(self, topic: str, entries: Sequence[Entry]) -> int:
         """Apply the entries not applied yet and move the offsets, in one transaction.
         Returns how many entries were new."""
@@ -167,12 +190,19 @@ class ReplicaStore:
         db = self._conn()
         now_ms = int(time.time() * 1000)
         last: dict[int, Entry] = {}
+        marks: set[MarkRow] = set()
         db.execute("BEGIN IMMEDIATE")
         try:
             for entry in fresh:
                 last[entry.partition] = entry
                 if entry.change is not None:
                     self._apply_one(db, entry.change, now_ms)
+                    if (mark := mark_row(entry.partition, entry.change)) is not None:
+                        marks.add(mark)
+            db.executemany(
+                _SAVE_MARK,
+                [(topic, m.partition, m.cutoff_ms, m.segments, m.segment) for m in marks],
+            )
             db.executemany(
                 _SAVE_OFFSET,
                 [(topic, p, e.offset, e.message_ms, now_ms) for p, e in last.items()],
@@ -201,6 +231,8 @@ class ReplicaStore:
     # -- inside the transaction -------------------------------------------------------------
 
     def _apply_one(self, db: sqlite3.Connection, change: Change, now_ms: int) -> None:
+        if isinstance(change, SnapshotEnd):
+            return  # no row: its mark is saved with the offsets
         name = self.table_override or change.table or self._only_table()
         if name is None:
             return  # a tombstone before any item: nothing to delete
@@ -224,9 +256,8 @@ class ReplicaStore:
                 f"columns {[list(k) for k in table.keys]}: {exc}"
             ) from None
         if isinstance(change, Upsert):
-            db.execute(
-                table.upsert(), (*values, change.item.decode(), stored_seq(change.seq), now_ms)
-            )
+            sql = table.upsert() if change.snapshot is None else table.fill()
+            db.execute(sql, (*values, change.item.decode(), stored_seq(change.seq), now_ms))
         elif change.seq is None:
             match = " AND ".join(f"{quote(n)} = ?" for n in table.key_names)
             db.execute(f"DELETE FROM {quote(table.name)} WHERE {match}", values)

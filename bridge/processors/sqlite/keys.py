@@ -107,4 +107,3 @@ def wire_key(kind: str, attribute: Mapping[str, Any]) -> SqlValue:
     if kind == "N":
         return number_value(attribute["N"])
     return binary_of(attribute["B"])
-

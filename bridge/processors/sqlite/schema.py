@@ -110,6 +110,19 @@ class ReplicaTable:
             f"WHERE {_newer('excluded._seq', f'{table}._seq')}"
         )
 
+    def fill(self) -> str:
+        """Put a snapshot's item where no change wrote the row (it may replace an earlier
+        snapshot's): the changes that follow the snapshot in the stream are newer."""
+        table = quote(self.name)
+        names = [quote(name) for name in self.key_names]
+        placeholders = ", ".join("?" for _ in range(len(names) + 3))
+        return (
+            f"INSERT INTO {table} ({', '.join(names)}, item, _seq, _updated_ms) "
+            f"VALUES ({placeholders}) ON CONFLICT ({', '.join(names)}) DO UPDATE SET "
+            "item = excluded.item, _updated_ms = excluded._updated_ms "
+            f"WHERE {table}._seq = excluded._seq"
+        )
+
     def delete(self) -> str:
         """Delete unless the row holds a later change; parameters ``k0``, ``k1``, ``seq``."""
         table = quote(self.name)

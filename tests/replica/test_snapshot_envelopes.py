@@ -1,0 +1,144 @@
+"""The table's snapshot at the edge: SNAPSHOT items fill rows no change wrote, SNAPSHOT_END
+markers are kept with the offsets, and the replica is not ready until every partition holds
+every segment of the newest snapshot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.processors.api import SnapshotBatch
+from bridge.processors.kafka._snapshot import SnapshotEncoder
+from bridge.records import encode_item
+from bridge.replica import FilterConfig, ItemFilter, ReplicaStore
+from bridge.replica._messages import (
+    BadMessageError,
+    Fetched,
+    SnapshotEnd,
+    SnapshotMark,
+    Upsert,
+    change_of,
+)
+from bridge.replica._readiness import FollowerReadiness
+from bridge.replica._snapshot_progress import SEEN, MarkRow, SnapshotProgress, mark_row
+from bridge.replica._store import Entry
+from tests.kafka.changes import from_stream
+from tests.replica.support import replica_rows
+from tests.replica.test_changes import messages
+
+CUTOFF = 1_767_323_045_000
+KEEP_ALL = ItemFilter()
+
+
+def page(*items: dict[str, object], segment: int = 0, segments: int = 2) -> SnapshotBatch:
+    return SnapshotBatch(
+        f"bridge-snapshot-{CUTOFF}-{segment}-of-{segments}",
+        segment,
+        segments,
+        CUTOFF,
+        ["pk", "sk"],
+        [encode_item(item) for item in items],
+        CUTOFF + 5,
+        True,
+    )
+
+
+def snapshot_messages(batch: SnapshotBatch, *, first: int = 0) -> list[Fetched]:
+    encoder = SnapshotEncoder("orders")
+    out = [*encoder.items(batch), encoder.segment_end(batch)]
+    return [
+        Fetched(0, first + n, key, value, {k: bytes(v) for k, v in headers})
+        for n, (key, value, headers) in enumerate(out)
+    ]
+
+
+def test_a_snapshot_item_is_an_upsert_older_than_any_change_and_its_end_a_mark() -> None:
+    item, end = snapshot_messages(page({"pk": "a", "sk": 1, "v": 7}, segment=1))
+    mark = SnapshotMark(CUTOFF, 1, 2)
+    change = change_of(item, KEEP_ALL)
+    assert isinstance(change, Upsert)
+    assert (change.keys, change.seq, change.snapshot) == ({"pk": "a", "sk": 1}, "0", mark)
+    assert change.key_types == (("pk", "S"), ("sk", "N"))
+    assert change_of(end, KEEP_ALL) == SnapshotEnd(mark)
+    assert mark_row(0, change) == MarkRow(0, CUTOFF, 2, SEEN)
+    assert mark_row(3, SnapshotEnd(mark)) == MarkRow(3, CUTOFF, 2, 1)
+
+
+def test_a_snapshot_item_the_filter_drops_changes_nothing() -> None:
+
+    keep = ItemFilter.from_config(FilterConfig(attribute="tenant", equals="t1"))
+    (item, _) = snapshot_messages(page({"pk": "a", "sk": 1, "tenant": "t2"}))
+    assert change_of(item, keep) is None
+
+
+@pytest.mark.parametrize(
+    "block",
+    [b"null", b'{"cutoff_ms": 1, "segment": 2, "segments": 2}', b'{"segment": 0}'],
+)
+def test_a_snapshot_message_without_a_sound_snapshot_block_is_refused(block: bytes) -> None:
+    value = b'{"table":"t","event":"SNAPSHOT_END","keys":null,"seq":null,"snapshot":%s}' % block
+    with pytest.raises(BadMessageError, match="partition 0 offset 4"):
+        change_of(Fetched(0, 4, b"k", value), KEEP_ALL)
+
+
+def test_a_snapshot_fills_rows_but_never_overwrites_a_change(tmp_path: Path) -> None:
+    store = ReplicaStore(tmp_path / "r.db")
+    store.open()
+    (changed,) = messages(
+        from_stream("INSERT", {"pk": "b", "sk": 1}, {"pk": "b", "sk": 1, "v": 9}, seq="5")
+    )
+    first = snapshot_messages(page({"pk": "a", "sk": 1, "v": 1}, {"pk": "b", "sk": 1, "v": 1}))
+    again = snapshot_messages(page({"pk": "a", "sk": 1, "v": 2}, {"pk": "b", "sk": 1, "v": 2}))
+    fetched = [changed, *first, *again]
+    entries = [Entry(0, n, 0, change_of(m, KEEP_ALL)) for n, m in enumerate(fetched)]
+    store.apply("t", entries)
+    rows = replica_rows(store.path, "orders")
+    assert rows[("a", 1)]["v"] == 2  # a later snapshot read replaces an earlier one
+    assert rows[("b", 1)]["v"] == 9  # the change stands
+    (later,) = messages(
+        from_stream("MODIFY", {"pk": "a", "sk": 1}, {"pk": "a", "sk": 1, "v": 3}, seq="6")
+    )
+    store.apply("t", [Entry(0, len(fetched), 0, change_of(later, KEEP_ALL))])
+    assert replica_rows(store.path, "orders")[("a", 1)]["v"] == 3  # any change overwrites it
+    assert set(store.snapshot_marks("t")) == {MarkRow(0, CUTOFF, 2, SEEN), MarkRow(0, CUTOFF, 2, 0)}
+    store.close()
+    reopened = ReplicaStore(store.path)
+    reopened.open()
+    assert len(reopened.snapshot_marks("t")) == 2  # kept with the offsets
+    reopened.close()
+
+
+def following() -> FollowerReadiness:
+    state = FollowerReadiness(ready_lag=2.0, broker="k:9092", phase="streaming")
+    state.broker_answered(100.0)
+    for partition in (0, 1):
+        state.assigned(partition, 0, None)
+        state.reached_end(partition, 0)
+    return state
+
+
+def test_not_ready_until_every_partition_holds_every_segment_of_the_newest_snapshot() -> None:
+    state = following()
+    assert state.verdict(100.0, 0) == (True, "ready")  # a topic without a snapshot
+    state.snapshots.add(MarkRow(1, CUTOFF, 2, SEEN))  # one item read, in partition 1
+    ready, reason = state.verdict(100.0, 0)
+    assert not ready
+    assert reason == "table snapshot of 2026-01-02T03:04:05+00:00: partition 0 has 0 of 2 segments"
+    for partition in (0, 1):
+        state.snapshots.add(MarkRow(partition, CUTOFF, 2, 0))
+    state.snapshots.add(MarkRow(0, CUTOFF, 2, 1))
+    assert state.verdict(100.0, 0)[1].endswith("partition 1 has 1 of 2 segments")
+    state.snapshots.add(MarkRow(1, CUTOFF, 2, 1))
+    state.snapshots.add(MarkRow(1, CUTOFF, 2, 1))  # a marker published twice counts once
+    assert state.verdict(100.0, 0) == (True, "ready")
+    # A newer snapshot (taken after records were trimmed) is awaited in turn; the old one no
+    # longer matters once the newest is complete.
+    state.snapshots.add(MarkRow(0, CUTOFF + 1, 1, SEEN))
+    assert not state.verdict(100.0, 0)[0]
+    assert (
+        SnapshotProgress.of(
+            [MarkRow(p, CUTOFF + 1, 1, 0) for p in (0, 1)] + [MarkRow(0, CUTOFF, 2, SEEN)]
+        ).incomplete([0, 1])
+        is None
+    )
