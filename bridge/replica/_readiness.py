@@ -3,9 +3,9 @@
 Ready means: following (not starting or stopped), the broker answered within ``stall_after``,
 the topic has partitions, every partition is either read to its high watermark or its
 newest applied message is younger than ``ready_lag``, and every partition holds the whole of
-the newest table snapshot the topic showed (``_snapshot_progress``). A replica stuck behind a high watermark
-that keeps moving turns not-ready as its last message ages; one whose broker stopped
-answering turns not-ready after ``stall_after``.
+the newest table snapshot the topic showed (``_snapshot_progress``). A replica stuck behind a
+high watermark that keeps moving turns not-ready as its last message ages; one whose broker
+stopped answering turns not-ready after ``stall_after``.
 """
 
 from __future__ import annotations
