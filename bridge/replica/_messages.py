@@ -12,6 +12,7 @@ from which the item is written in the exact form, as the SQLite processor writes
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,9 +21,10 @@ from typing import Any
 import orjson
 
 from bridge import item_json
+from bridge.processors.kafka import _debezium as debezium
+from bridge.processors.kafka._envelope import KEY_TYPES_HEADER
 from bridge.replica._filter import ItemFilter
 
-KEY_TYPES_HEADER = "bridge-key-types"
 _KEY_TYPES = frozenset({"S", "N", "B"})
 
 KeyTypes = tuple[tuple[str, str], ...]
@@ -123,6 +125,10 @@ def change_of(message: Fetched, keep: ItemFilter) -> Change | None:
         raise BadMessageError(f"{where}: value is not JSON ({exc})") from None
     if not isinstance(envelope, dict):
         raise BadMessageError(f"{where}: value is not a JSON object")
+    if "event" not in envelope and "op" in envelope:
+        envelope = _from_debezium(envelope, message, where)
+        if envelope is None:
+            return None
     try:
         table, event, keys, seq = (envelope[k] for k in ("table", "event", "keys", "seq"))
     except KeyError as missing:
@@ -150,6 +156,39 @@ def change_of(message: Fetched, keep: ItemFilter) -> Change | None:
     if not keep.keeps(keys, new):
         return Delete(table, keys, str(seq), key_types)
     return Upsert(table, keys, item, str(seq), key_types)
+
+
+_EVENTS = {op: event for event, op in debezium.OPS.items()}
+
+
+def _from_debezium(
+    value: Mapping[str, Any], message: Fetched, where: str
+) -> dict[str, Any] | None:
+    """A Debezium change event (``format: debezium``) as bridge's envelope; None for an
+    ``op: "m"`` message that is not a snapshot segment's end."""
+    source = value.get("source")
+    if not isinstance(source, dict):
+        raise BadMessageError(f"{where}: Debezium event without its source block")
+    op = value["op"]
+    snapshot = {name: source.get(name) for name in ("cutoff_ms", "segment", "segments")}
+    common = {"table": source.get("table"), "seq": source.get("seq"), "snapshot": snapshot}
+    if op == "m":
+        body = value.get("message")
+        if not isinstance(body, dict) or body.get("prefix") != debezium.SNAPSHOT_END_PREFIX:
+            return None
+        return {**common, "event": "SNAPSHOT_END", "keys": None}
+    if op not in _EVENTS:
+        raise BadMessageError(f"{where}: unknown Debezium op {op!r}")
+    try:
+        keys = orjson.loads(message.key or b"")
+    except orjson.JSONDecodeError:
+        raise BadMessageError(f"{where}: message key is not JSON") from None
+    if isinstance(keys, dict) and (header := message.headers.get(KEY_TYPES_HEADER)):
+        with contextlib.suppress(ValueError, KeyError):  # key order as the header gives it
+            keys = {name: keys[name] for name, _ in _parse_key_types(bytes(header))}
+    envelope = {**common, "event": _EVENTS[op], "keys": keys}
+    envelope.update(new=value.get("after"), old=value.get("before"), types=value.get("types"))
+    return envelope
 
 
 def _mark(envelope: Mapping[str, Any], where: str) -> SnapshotMark:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import binascii
 import math
+import time
 from collections.abc import Iterator, Mapping, Set
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bridge.item_json import PORTABLE, dumps, dynamodb_json
+from bridge.processors.kafka import _debezium as debezium
 from bridge.records import encode_item
 
 if TYPE_CHECKING:
@@ -81,12 +83,19 @@ class EnvelopeEncoder:
     """
 
     def __init__(
-        self, table: str, *, include_old_image: bool, tombstones: bool, types: bool = False
+        self,
+        table: str,
+        *,
+        include_old_image: bool,
+        tombstones: bool,
+        types: bool = False,
+        debezium: bool = False,
     ) -> None:
         self.table = table
         self.include_old_image = include_old_image
         self.tombstones = tombstones
         self.types = types
+        self.debezium = debezium
         # A table's key shape hardly ever changes: its header is built once per shape.
         self._key_types: dict[KeyShape, tuple[str, bytes]] = {}
         # Headers but the sequence number's are shared by many messages: built once each.
@@ -153,16 +162,29 @@ class EnvelopeEncoder:
             self._created = (created, ts)
         else:  # botocore's datetime, a record built by hand, or nothing sensible
             ts = (record.approximate_creation_time - _EPOCH) // _MILLISECOND
-        envelope = {
-            "table": self.table,
-            "event": record.event,
-            "keys": keys,
-            "new": new,
-            "old": old,
-            "seq": record.sequence_number,
-            "shard": record.shard_id,
-            "ts": ts,
-        }
+        envelope: dict[str, Any]
+        if self.debezium:
+            envelope = debezium.change_value(
+                self.table,
+                record.event,
+                new,
+                old,
+                seq=record.sequence_number,
+                shard=record.shard_id,
+                ts_ms=ts,
+                now_ms=time.time_ns() // 1_000_000,
+            )
+        else:
+            envelope = {
+                "table": self.table,
+                "event": record.event,
+                "keys": keys,
+                "new": new,
+                "old": old,
+                "seq": record.sequence_number,
+                "shard": record.shard_id,
+                "ts": ts,
+            }
         if self.types:
             envelope["types"] = {"keys": keys_raw, "new": new_raw, "old": old_raw}
             return dumps(keys, sort_keys=True), orjson.dumps(envelope, default=wire_json)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -35,6 +35,9 @@ class KafkaOptions(BaseModel):
     """Follow each REMOVE envelope with a tombstone (same key, null value) for compacted topics."""
     include_old_image: bool = True
     """Put the old image in the envelope's ``old`` (when the stream view has it); else null."""
+    format: Literal["bridge", "debezium"] = "bridge"
+    """The message value: bridge's envelope (docs/kafka.md), or Debezium's change-event
+    envelope (``before``, ``after``, ``op``, ``source``) for consumers that speak Debezium."""
     types: bool = False
     """Add ``types`` to the envelope: the keys and images in DynamoDB JSON, as the stream sent
     them, so that a reader (``bridge replica``) knows every value's type and exact number.

@@ -91,8 +91,11 @@ class KafkaProcessorFactory(ProcessorFactory):
             include_old_image=self.options.include_old_image,
             tombstones=self.options.tombstones,
             types=self.options.types,
+            debezium=self.options.format == "debezium",
         )
-        self.snapshots = SnapshotEncoder(table, types=self.options.types)
+        self.snapshots = SnapshotEncoder(
+            table, types=self.options.types, debezium=self.options.format == "debezium"
+        )
         client_id = "-".join(part for part in ("bridge", app, worker_id) if part)
         self.producer_config = self.options.producer_config(client_id)
         self.max_message_bytes = int(

@@ -18,6 +18,7 @@ import orjson
 
 from bridge.item_json import PORTABLE, dumps
 from bridge.processors.api import SnapshotBatch
+from bridge.processors.kafka import _debezium as debezium
 from bridge.processors.kafka._envelope import (
     Envelope,
     Headers,
@@ -28,9 +29,10 @@ from bridge.processors.kafka._envelope import (
 
 
 class SnapshotEncoder:
-    def __init__(self, table: str, *, types: bool = False) -> None:
+    def __init__(self, table: str, *, types: bool = False, debezium: bool = False) -> None:
         self.table = table
         self.types = types
+        self.debezium = debezium
         self._head: Headers = [
             ("bridge-event", b"SNAPSHOT"),
             ("bridge-table", table.encode()),
@@ -51,17 +53,21 @@ class SnapshotEncoder:
             if not headers:  # every item of a table has the same key shape
                 shape = key_shape({name: item[name] for name in names})
                 headers = [*self._head, key_types_header(shape)]
-            envelope = {
-                "table": self.table,
-                "event": "SNAPSHOT",
-                "keys": keys,
-                "new": new,
-                "old": None,
-                "seq": None,
-                "shard": None,
-                "ts": batch.scanned_at_ms,
-                "snapshot": about,
-            }
+            envelope = (
+                debezium.snapshot_value(self.table, new, about, batch.scanned_at_ms)
+                if self.debezium
+                else {
+                    "table": self.table,
+                    "event": "SNAPSHOT",
+                    "keys": keys,
+                    "new": new,
+                    "old": None,
+                    "seq": None,
+                    "shard": None,
+                    "ts": batch.scanned_at_ms,
+                    "snapshot": about,
+                }
+            )
             if self.types:
                 envelope["types"] = {
                     "keys": {name: item[name] for name in names},
@@ -78,6 +84,9 @@ class SnapshotEncoder:
         """The marker that follows the segment's items in every partition."""
         about = _about(batch)
         key = dumps({"bridge_snapshot": batch.cutoff_ms, "segment": batch.index}, sort_keys=True)
+        if self.debezium:
+            value = debezium.snapshot_end_value(self.table, about, batch.scanned_at_ms)
+            return key, dumps(value), self._end_headers
         envelope = {
             "table": self.table,
             "event": "SNAPSHOT_END",
