@@ -48,8 +48,11 @@ class SourceConfig(_Section):
     """Read this stream instead of the table's latest one."""
     start: Literal["trim_horizon", "latest", "bootstrap", "auto"] = "trim_horizon"
     """Where a shard with no checkpoint starts."""
-    on_trimmed: Literal["fail", "resume"] = "fail"
-    """What to do when records were trimmed before they were read (they are lost either way)."""
+    on_trimmed: Literal["fail", "resume", "rebootstrap"] = "fail"
+    """What to do when records were trimmed before they were read: stop (``fail``), read on
+    with the loss counted (``resume``), or take a fresh snapshot of the table so that the
+    destination equals it again (``rebootstrap``; a processor that takes snapshots, or the
+    SQLite processor, which scans into its file)."""
     bootstrap: BootstrapConfig = BootstrapConfig()
     retention: Duration = timedelta(hours=24)
     """The stream's retention (24 hours on AWS): a snapshot scan must finish well inside it."""

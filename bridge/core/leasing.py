@@ -43,6 +43,12 @@ class Lease:
     owner_switches: int = 0
     lag: LagReading | None = None
     """The owner's last lag reading; renewals and checkpoints write it when set."""
+    snapshot_wanted_ms: int | None = None
+    """When its owner found records trimmed before it read them, with ``on_trimmed:
+    rebootstrap``: the leader then takes a fresh snapshot unless one since covers it."""
+    paused_for_ms: int | None = None
+    """The cut-off of the fresh snapshot its owner stopped reading for: the scan of a fresh
+    snapshot starts only once no reader can publish a change during it."""
 
     @property
     def finished(self) -> bool:

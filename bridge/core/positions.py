@@ -74,9 +74,13 @@ def resume_after_expiry(
     return request or IteratorRequest("TRIM_HORIZON")
 
 
+OnTrimmed = Literal["fail", "resume", "rebootstrap"]
+
+
 class TrimAction(StrEnum):
     FAIL = "fail"
     RESUME = "resume"
+    REBOOTSTRAP = "rebootstrap"
 
 
 @dataclass(frozen=True)
@@ -88,14 +92,25 @@ class TrimDecision:
     retry_from: IteratorRequest | None
 
 
-def after_trim(position: str | None, on_trimmed: Literal["fail", "resume"]) -> TrimDecision:
+def after_trim(
+    position: str | None, on_trimmed: OnTrimmed, *, covered: bool = False
+) -> TrimDecision:
     """``fail`` stops at ``position`` with an error (the worker exits 1: a loss must be seen to);
-    ``resume`` reads on from the oldest record still there. Either way the caller counts the
-    loss from ``lost_after``."""
+    ``resume`` reads on from the oldest record still there; ``rebootstrap`` reads on too and
+    asks for a fresh snapshot of the table, which holds what was lost (the shard then waits
+    for it, as every shard does). Either way the caller counts the loss from ``lost_after``.
+
+    ``covered``: a snapshot taken since holds whatever was trimmed (its cut-off is within the
+    stream's retention, so every trimmed record is older than it): nothing is lost, and the
+    shard reads on from the oldest record still there.
+    """
+    if covered:
+        return TrimDecision(TrimAction.RESUME, None, IteratorRequest("TRIM_HORIZON"))
     lost_after = position if is_sequence_number(position) else None
     if on_trimmed == "fail":
         return TrimDecision(TrimAction.FAIL, lost_after, None)
-    return TrimDecision(TrimAction.RESUME, lost_after, IteratorRequest("TRIM_HORIZON"))
+    action = TrimAction.REBOOTSTRAP if on_trimmed == "rebootstrap" else TrimAction.RESUME
+    return TrimDecision(action, lost_after, IteratorRequest("TRIM_HORIZON"))
 
 
 def records_lost(after: str | None, first_available: str) -> int:

@@ -15,7 +15,14 @@ from typing import Protocol
 
 from bridge.core.leasing import Lease
 from bridge.core.positions import InitialPosition
-from bridge.core.snapshot_plan import SnapshotRequest, plan_cutoff, segments
+from bridge.core.snapshot_plan import (
+    SnapshotRequest,
+    pending_segments,
+    plan_cutoff,
+    segment_of,
+    segments,
+    snapshot_wanted,
+)
 
 
 class StreamShard(Protocol):
@@ -37,6 +44,9 @@ class SyncPlan:
     """(lease key, children) where a lease does not list all its shard's children yet."""
     delete: tuple[str, ...] = ()
     """Finished leases whose shard left the stream and whose children all started."""
+    add_parents: tuple[tuple[str, frozenset[str]], ...] = ()
+    """(lease key, new parents): the segments of a fresh snapshot, which every unfinished
+    shard waits for (``on_trimmed: rebootstrap``)."""
 
 
 def plan_sync(
@@ -54,12 +64,25 @@ def plan_sync(
     only_open = initial == "latest" and not leases
     create: list[tuple[str, frozenset[str]]] = []
     scan: frozenset[str] = frozenset()
-    if snapshot is not None and not leases:
+    fresh = snapshot is not None and (
+        (snapshot.new_app and not leases)
+        or (snapshot.on_trim and leases and snapshot_wanted(leases.values(), snapshot.margin_ms))
+    )
+    if snapshot is not None and fresh:
         # The segments first: a shard lease seen without its segment parents would be read
         # at once (a missing parent counts as exhausted), before the scan.
         keys = [s.key for s in segments(plan_cutoff(now_ms, snapshot), snapshot.segments)]
         create.extend((key, frozenset()) for key in keys)
         scan = frozenset(keys)
+    # A snapshot taken while shards are read (on_trimmed: rebootstrap): every unfinished shard
+    # waits for it, its reader stopping at a batch boundary. Planned again at every sync, so a
+    # leader that stopped after creating the segments, or a shard leased since, still is.
+    waiting_for = scan or pending_segments(leases.values())
+    add_parents = [
+        (lease.key, waiting_for - lease.parents)
+        for lease in leases.values()
+        if not lease.finished and segment_of(lease.key) is None and not waiting_for <= lease.parents
+    ]
     for shard_id in parents_first(shards):
         shard = shards[shard_id]
         if shard_id in leases or (only_open and shard.closed):
@@ -69,7 +92,7 @@ def plan_sync(
             parent is not None and not only_open and (parent in shards or parent in leases)
         )
         parents = frozenset([parent]) if known_parent and parent else frozenset()
-        create.append((shard_id, parents | scan))
+        create.append((shard_id, parents | waiting_for))
     children: dict[str, set[str]] = defaultdict(set)
     for shard in shards.values():
         if shard.parent_shard_id:
@@ -83,7 +106,7 @@ def plan_sync(
     delete = [
         lease.key for lease in leases.values() if _finished_and_gone(lease, shards.keys(), leases)
     ]
-    return SyncPlan(tuple(create), tuple(add_children), tuple(delete))
+    return SyncPlan(tuple(create), tuple(add_children), tuple(delete), tuple(add_parents))
 
 
 def parents_first(shards: Mapping[str, StreamShard]) -> list[str]:

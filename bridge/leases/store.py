@@ -29,6 +29,10 @@ CHILDREN = "childShardIds"
 # Our own, for `bridge status`: the owner's lag reading, written with renewals and checkpoints.
 LAG_MS = "bridgeLagMs"
 LAG_AT_MS = "bridgeLagAtMs"
+# Ours too: when the owner asked for a fresh snapshot (``on_trimmed: rebootstrap``).
+SNAPSHOT_WANTED = "bridgeSnapshotWantedMs"
+# And when the owner stopped reading for a fresh snapshot: the cut-off it paused for.
+PAUSED_FOR = "bridgePausedForMs"
 
 
 class LeaseConflictError(Exception):
@@ -42,6 +46,9 @@ class LeaseStore(Protocol):
     async def list_leases(self) -> list[Lease]: ...
     async def create_lease(self, key: str, parents: frozenset[str]) -> bool: ...
     async def add_children(self, key: str, children: frozenset[str]) -> None: ...
+    async def add_parents(self, key: str, parents: frozenset[str]) -> None: ...
+    async def want_snapshot(self, lease: Lease, at_ms: int) -> Lease: ...
+    async def pause(self, lease: Lease, cutoff_ms: int) -> Lease: ...
     async def take(self, lease: Lease, owner: str) -> Lease: ...
     async def renew(self, lease: Lease) -> Lease: ...
     async def checkpoint(self, lease: Lease, checkpoint: str) -> Lease: ...
@@ -108,6 +115,45 @@ class DynamoLeaseStore:
             "attribute_exists(#k)",
             conflict=LeaseConflictError,
         )
+
+    async def add_parents(self, key: str, parents: frozenset[str]) -> None:
+        """More shards (a fresh snapshot's segments) this lease must wait for; not
+        conditional on the owner, whose writes never touch the parents."""
+        if not parents:
+            return
+        await self._update(
+            key,
+            "ADD #p :p",
+            {"#p": PARENTS, "#k": KEY},
+            {":p": {"SS": sorted(parents)}},
+            "attribute_exists(#k)",
+            conflict=LeaseConflictError,
+        )
+
+    async def want_snapshot(self, lease: Lease, at_ms: int) -> Lease:
+        """Ask the leader for a fresh snapshot (``on_trimmed: rebootstrap``), as the owner."""
+        await self._update(
+            lease.key,
+            "SET #w = :w",
+            {"#w": SNAPSHOT_WANTED, "#o": OWNER, "#n": COUNTER},
+            {":w": {"N": str(at_ms)}, ":n": {"N": str(lease.counter)}, ":me": _owner(lease)},
+            "#n = :n AND #o = :me",
+            conflict=LeaseLostError,
+        )
+        return replace(lease, snapshot_wanted_ms=at_ms)
+
+    async def pause(self, lease: Lease, cutoff_ms: int) -> Lease:
+        """Say, as the owner, that nothing more is read of the shard until the snapshot of
+        ``cutoff_ms`` is through (its scan waits for this)."""
+        await self._update(
+            lease.key,
+            "SET #p = :p",
+            {"#p": PAUSED_FOR, "#o": OWNER, "#n": COUNTER},
+            {":p": {"N": str(cutoff_ms)}, ":n": {"N": str(lease.counter)}, ":me": _owner(lease)},
+            "#n = :n AND #o = :me",
+            conflict=LeaseLostError,
+        )
+        return replace(lease, paused_for_ms=cutoff_ms)
 
     async def take(self, lease: Lease, owner: str) -> Lease:
         names = {"#o": OWNER, "#n": COUNTER, "#s": OWNER_SWITCHES}
@@ -276,4 +322,10 @@ def _from_item(item: dict[str, Any]) -> Lease:
         children=_strings(item, CHILDREN),
         owner_switches=int(item.get(OWNER_SWITCHES, {"N": "0"})["N"]),
         lag=_lag(item),
+        snapshot_wanted_ms=_number(item, SNAPSHOT_WANTED),
+        paused_for_ms=_number(item, PAUSED_FOR),
     )
+
+
+def _number(item: dict[str, Any], name: str) -> int | None:
+    return int(item[name]["N"]) if name in item else None

@@ -32,6 +32,10 @@ class EndReason(StrEnum):
     """The shard is closed and every record was processed; its children start next."""
     LEASE_LOST = "lease_lost"
     """Another worker owns the shard now; nothing more may be written for it."""
+    PAUSED = "paused"
+    """The shard waits for a fresh snapshot of the table (``on_trimmed: rebootstrap``): every
+    finished batch was checkpointed, and reading resumes, on this worker or another, once the
+    snapshot is through."""
     FAILED = "failed"
     """Processing stopped at a record that kept failing (``on_error: stop``) or the stream
     failed."""
@@ -165,6 +169,12 @@ class ProcessorFactory(ABC):
         for them on a new application's start (``bootstrap``, ``auto``). A processor that
         scans into its own store (the SQLite replica) says False and does it in ``open``."""
         return False
+
+    def takes_fresh_snapshots(self) -> bool:
+        """Whether its processors apply a fresh snapshot of the table taken while shards are
+        read (``on_trimmed: rebootstrap``, after records were trimmed before they were read);
+        by default, those that take snapshots do."""
+        return self.takes_snapshots()
 
     def scans_itself(self) -> bool:
         """Whether ``open`` fills the processor's store from the table by itself when the

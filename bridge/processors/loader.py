@@ -63,6 +63,12 @@ def load_factory(kind: str, options: Mapping[str, Any], **runtime: Any) -> Proce
             f"processor.kind {kind!r} does not (a custom processor takes them by implementing "
             "Processor.snapshot); use source.start: trim_horizon or auto"
         )
+    if runtime.get("on_trimmed") == "rebootstrap" and not factory.takes_fresh_snapshots():
+        raise ProcessorLoadError(
+            f"source.on_trimmed: rebootstrap needs a processor that takes snapshots, and "
+            f"processor.kind {kind!r} does not (a custom processor takes them by implementing "
+            "Processor.snapshot); use source.on_trimmed: fail or resume"
+        )
     return factory
 
 

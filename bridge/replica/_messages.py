@@ -161,9 +161,7 @@ def change_of(message: Fetched, keep: ItemFilter) -> Change | None:
 _EVENTS = {op: event for event, op in debezium.OPS.items()}
 
 
-def _from_debezium(
-    value: Mapping[str, Any], message: Fetched, where: str
-) -> dict[str, Any] | None:
+def _from_debezium(value: Mapping[str, Any], message: Fetched, where: str) -> dict[str, Any] | None:
     """A Debezium change event (``format: debezium``) as bridge's envelope; None for an
     ``op: "m"`` message that is not a snapshot segment's end."""
     source = value.get("source")

@@ -22,6 +22,8 @@ from bridge.replica._messages import Change, SnapshotEnd, Upsert
 
 SEEN = -1
 """The segment recorded for a partition that showed a snapshot's items but no marker yet."""
+SWEPT = -2
+"""The segment recorded (partition -1) once a complete snapshot's gone items were deleted."""
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from bridge.processors.sqlite.layout import (
 )
 from bridge.processors.sqlite.schema import BOOKKEEPING, STATUS, ReplicaTable, quote, stored_seq
 from bridge.replica._messages import Change, Delete, KeyTypes, SnapshotEnd, Upsert
-from bridge.replica._snapshot_progress import MarkRow, mark_row
+from bridge.replica._snapshot_progress import SEEN, SWEPT, MarkRow, SnapshotProgress, mark_row
 
 log = structlog.get_logger("bridge.replica")
 
@@ -59,14 +59,17 @@ CREATE TABLE IF NOT EXISTS _bridge_kafka_snapshots (
     cutoff_ms INTEGER NOT NULL,
     segments INTEGER NOT NULL,
     segment INTEGER NOT NULL,
+    seen_ms INTEGER NOT NULL,
     PRIMARY KEY (topic, partition, cutoff_ms, segment)
 );
 """
 
 _SAVE_MARK = (
     "INSERT OR IGNORE INTO _bridge_kafka_snapshots "
-    "(topic, partition, cutoff_ms, segments, segment) VALUES (?, ?, ?, ?, ?)"
+    "(topic, partition, cutoff_ms, segments, segment, seen_ms) VALUES (?, ?, ?, ?, ?, ?)"
 )
+
+_PARTITIONS = "SELECT partition FROM _bridge_kafka_offsets WHERE topic = ?"
 
 _SAVE_OFFSET = (
     "INSERT INTO _bridge_kafka_offsets (topic, partition, last_offset, message_ms, updated_ms) "
@@ -176,8 +179,8 @@ class ReplicaStore:
         """What the file has read of the topic's snapshots (``_snapshot_progress``)."""
         rows = self._conn().execute(
             "SELECT partition, cutoff_ms, segments, segment FROM _bridge_kafka_snapshots "
-            "WHERE topic = ?",
-            (topic,),
+            "WHERE topic = ? AND segment != ?",
+            (topic, SWEPT),
         )
         return [MarkRow(*row) for row in rows]
 
@@ -201,12 +204,14 @@ class ReplicaStore:
                         marks.add(mark)
             db.executemany(
                 _SAVE_MARK,
-                [(topic, m.partition, m.cutoff_ms, m.segments, m.segment) for m in marks],
+                [(topic, m.partition, m.cutoff_ms, m.segments, m.segment, now_ms) for m in marks],
             )
             db.executemany(
                 _SAVE_OFFSET,
                 [(topic, p, e.offset, e.message_ms, now_ms) for p, e in last.items()],
             )
+            if any(m.segment != SEEN for m in marks):
+                self._sweep_after_snapshot(db, topic, now_ms)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -215,6 +220,31 @@ class ReplicaStore:
         for partition, entry in last.items():
             self._offsets[topic, partition] = entry.offset
         return len(fresh)
+
+    def _sweep_after_snapshot(self, db: sqlite3.Connection, topic: str, now_ms: int) -> None:
+        """Once the newest snapshot is whole in every partition read, delete the rows it
+        did not write and no message since wrote: items that no longer exist. A row is
+        judged by when it was written (``_updated_ms``) against when the snapshot's first
+        message was applied; a snapshot is swept once."""
+        rows = db.execute(
+            "SELECT partition, cutoff_ms, segments, segment, seen_ms FROM "
+            "_bridge_kafka_snapshots WHERE topic = ?",
+            (topic,),
+        ).fetchall()
+        cutoff = max(row[1] for row in rows)
+        if any(row[1] == cutoff and row[3] == SWEPT for row in rows):
+            return
+        partitions = [p for (p,) in db.execute(_PARTITIONS, (topic,))]
+        progress = SnapshotProgress.of(MarkRow(*row[:4]) for row in rows if row[3] != SWEPT)
+        if progress.incomplete(partitions) is not None:
+            return
+        began_ms = min(row[4] for row in rows if row[1] == cutoff)
+        deleted = sum(
+            db.execute(f"DELETE FROM {quote(name)} WHERE _updated_ms < ?", (began_ms,)).rowcount
+            for name in self.tables
+        )
+        db.execute(_SAVE_MARK, (topic, -1, cutoff, 0, SWEPT, now_ms))
+        log.info("table snapshot complete", cutoff_ms=cutoff, rows_of_gone_items_deleted=deleted)
 
     def copy_into(self, target: Path) -> None:
         """A consistent copy of the file (``VACUUM INTO``); blocks writes while it runs, so
@@ -256,7 +286,7 @@ class ReplicaStore:
                 f"columns {[list(k) for k in table.keys]}: {exc}"
             ) from None
         if isinstance(change, Upsert):
-            sql = table.upsert() if change.snapshot is None else table.fill()
+            sql = table.upsert() if change.snapshot is None else table.put()
             db.execute(sql, (*values, change.item.decode(), stored_seq(change.seq), now_ms))
         elif change.seq is None:
             match = " AND ".join(f"{quote(n)} = ?" for n in table.key_names)

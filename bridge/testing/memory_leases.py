@@ -52,6 +52,23 @@ class MemoryLeaseStore:
         row = self._row(key, LeaseConflictError)
         self.rows[key] = replace(row, children=row.children | children)
 
+    async def add_parents(self, key: str, parents: frozenset[str]) -> None:
+        self._enter("add_parents")
+        row = self._row(key, LeaseConflictError)
+        self.rows[key] = replace(row, parents=row.parents | parents)
+
+    async def want_snapshot(self, lease: Lease, at_ms: int) -> Lease:
+        self._enter("want_snapshot")
+        row = self._owned(lease)
+        self.rows[lease.key] = replace(row, snapshot_wanted_ms=at_ms)
+        return replace(lease, snapshot_wanted_ms=at_ms)
+
+    async def pause(self, lease: Lease, cutoff_ms: int) -> Lease:
+        self._enter("pause")
+        row = self._owned(lease)
+        self.rows[lease.key] = replace(row, paused_for_ms=cutoff_ms)
+        return replace(lease, paused_for_ms=cutoff_ms)
+
     async def take(self, lease: Lease, owner: str) -> Lease:
         self._enter("take")
         row = self._row(lease.key, LeaseConflictError)

@@ -119,6 +119,7 @@ async def open_runtime(
         worker_id=worker_id,
         source=config.source,
         start=config.source.start,
+        on_trimmed=config.source.on_trimmed,
         ready_lag=config.ready_lag.total_seconds(),
     )
     start = StartupSteps(config.source, startup_timeout)

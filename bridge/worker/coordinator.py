@@ -33,6 +33,7 @@ from bridge.worker.lease_holder import LeaseHolder
 from bridge.worker.lease_table_retry import checkpoint_backoff, renewal_backoff, retry_passing
 from bridge.worker.membership import Membership
 from bridge.worker.shard_syncer import ShardSyncer, lease_child_shards
+from bridge.worker.snapshot_pauses import SnapshotPauses
 from bridge.worker.tenures import Tenure, Tenures
 
 log = structlog.get_logger("bridge.worker")
@@ -85,6 +86,14 @@ class LeaseCoordinator:
         self._releases: set[asyncio.Task[None]] = set()
         self._next_expiry: float | None = None
         self._log = log.bind(worker=worker_id)
+        self.pauses = SnapshotPauses(
+            store=store,
+            membership=membership,
+            tenures=self.tenures,
+            poll_interval=config.coordination.take_interval.total_seconds(),
+            stopping=stopping,
+            log=self._log,
+        )
 
     # -- renewals ----------------------------------------------------------------------------
 
@@ -153,6 +162,7 @@ class LeaseCoordinator:
         leases = await self.store.list_leases()
         now = self.clock()
         self.tracker.observe(leases, now)
+        await self.pauses.follow(leases)
         plan = plan_take(
             leases=leases,
             me=self.worker_id,
@@ -222,7 +232,9 @@ class LeaseCoordinator:
 
     def _launch(self, key: str, tenure: Tenure) -> None:
         task = self.launcher.launch(
-            tenure, before_shard_end=functools.partial(self._lease_children, key)
+            tenure,
+            before_shard_end=functools.partial(self._lease_children, key),
+            readers_paused=self.pauses.readers_paused,
         )
         task.add_done_callback(functools.partial(self._consumer_done, key))
 
@@ -253,6 +265,11 @@ class LeaseCoordinator:
                     self._launch(child, held)
         elif reason is EndReason.LEASE_LOST:
             self.tenures.drop(key)
+        elif reason is EndReason.PAUSED:
+            # Held, to be read again once the fresh snapshot is through; meanwhile the next
+            # take cycle says on the lease that it is paused.
+            tenure.task = None
+            tenure.consumer = None
         elif reason is EndReason.FAILED:
             tenure.failed = True  # keep the lease so no other worker reads past the failure
         self.tenures.update_gauges()

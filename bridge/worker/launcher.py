@@ -78,10 +78,15 @@ class ConsumerLauncher:
             idle_interval=polling.idle_interval.total_seconds(),
             on_trimmed=config.source.on_trimmed,
             roundtrip_attribute=config.metrics.roundtrip_attribute,
+            retention_s=config.source.retention.total_seconds(),
         )
 
     def launch(
-        self, tenure: Tenure, *, before_shard_end: Callable[[], Awaitable[None]]
+        self,
+        tenure: Tenure,
+        *,
+        before_shard_end: Callable[[], Awaitable[None]],
+        readers_paused: Callable[[int], Awaitable[None]] | None = None,
     ) -> asyncio.Task[EndReason]:
         """Start reading the tenure's shard (or scanning its snapshot segment); the task ends
         with the reason the reading ended."""
@@ -120,6 +125,7 @@ class ConsumerLauncher:
                 metrics=self.metrics,
                 stop=self.stopping,
                 on_items=self.progress.advance,
+                readers_paused=readers_paused,
                 clock=self.clock,
                 rng=self.rng,
             )

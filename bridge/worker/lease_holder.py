@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -139,30 +139,54 @@ class LeaseHolder:
     async def checkpoint(self, sequence_number: str) -> None:
         """Write the checkpoint, trying again after passing failures for as long as the lease
         is ours. Raises ``LeaseLostError`` once it is not."""
+        await self._write_as_owner(
+            "checkpoint", lambda lease: self.store.checkpoint(lease, sequence_number)
+        )
+        self.checkpoint_writes += 1
+        self.on_checkpoint()
+
+    async def want_snapshot(self, at_ms: int) -> None:
+        """Ask the leader for a fresh snapshot of the table (``on_trimmed: rebootstrap``),
+        written on this lease's row the way a checkpoint is."""
+        await self._write_as_owner(
+            "snapshot request", lambda lease: self.store.want_snapshot(lease, at_ms)
+        )
+
+    async def pause(self, cutoff_ms: int) -> None:
+        """Say that nothing more is read of this shard until the snapshot of ``cutoff_ms`` is
+        through: its scan waits for every reader to say so."""
+        if (self.lease.paused_for_ms or 0) >= cutoff_ms:
+            return
+        await self._write_as_owner("pause", lambda lease: self.store.pause(lease, cutoff_ms))
+
+    def adopt_parents(self, parents: frozenset[str]) -> None:
+        """The lease gained parents (a fresh snapshot's segments, added by the leader)."""
+        self.lease = replace(self.lease, parents=self.lease.parents | parents)
+
+    async def _write_as_owner(self, what: str, write: Callable[[Lease], Awaitable[Lease]]) -> None:
+        """One write conditional on our ownership, tried again after passing failures for as
+        long as the lease is ours; ``LeaseLostError`` once it is not."""
         attempt = 0
         while True:
             async with self._lock:
                 self.ensure_valid()
                 sent = self.clock()
                 try:
-                    self.lease = await self.store.checkpoint(self._outgoing(), sequence_number)
+                    self.lease = await write(self._outgoing())
+                    return
                 except LeaseLostError:
-                    self._mark_lost("checkpoint refused: another worker holds the lease")
+                    self._mark_lost(f"{what} refused: another worker holds the lease")
                     raise
                 except Exception as exc:
                     if not is_transient(exc):
                         raise
                     log.warning(
-                        "checkpoint failed; trying again",
+                        f"{what} failed; trying again",
                         shard=self.key,
                         attempt=attempt + 1,
                         took_s=round(self.clock() - sent, 3),
                         error=repr(exc),
                     )
-                else:
-                    self.checkpoint_writes += 1
-                    self.on_checkpoint()
-                    return
             await self._retry_wait(self._checkpoint_backoff.delay(attempt, self._rng))
             attempt += 1
 

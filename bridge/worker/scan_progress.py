@@ -21,9 +21,7 @@ class ScanProgress:
         """Run one segment's scan inside the line: it opens with the first, closes with the
         last that ends."""
         if self._progress is None:
-            self._progress = TransferProgress(
-                "snapshot scan", None, unit="items", table=self.table
-            )
+            self._progress = TransferProgress("snapshot scan", None, unit="items", table=self.table)
         self._running += 1
         try:
             return await scan

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +65,7 @@ class SegmentScanner:
         metrics: Metrics,
         stop: asyncio.Event,
         on_items: Callable[[int], None] = lambda count: None,
+        readers_paused: Callable[[int], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
@@ -80,6 +81,8 @@ class SegmentScanner:
         self.stop = stop
         self.on_items = on_items
         """Told how many items each page brought (the worker's progress line)."""
+        self.readers_paused = readers_paused
+        """Returns once no shard's reader can publish during the scan of a cut-off."""
         self.clock = clock
         self.wall_clock = wall_clock
         self.rng = rng or random.Random()
@@ -116,6 +119,8 @@ class SegmentScanner:
         if checkpoint == SHARD_END:
             return EndReason.SHARD_END
         position = None if checkpoint in (None, TRIM_HORIZON) else load_position(checkpoint)
+        if self.readers_paused is not None:
+            await self.readers_paused(self.segment.cutoff_ms)
         async with self.dynamodb() as client:
             described = await self._call(client.describe_table, TableName=self.settings.table)
             keys = key_names(described["Table"])

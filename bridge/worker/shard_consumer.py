@@ -12,19 +12,17 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import structlog
 
 from bridge.core.backoff import Backoff, PollPacer
 from bridge.core.leasing import LagReading
-from bridge.core.losses import LossLedger
 from bridge.core.positions import (
     SHARD_END,
     InitialPosition,
     IteratorRequest,
-    TrimAction,
-    after_trim,
+    OnTrimmed,
     resume_after_expiry,
     start_position,
 )
@@ -33,7 +31,6 @@ from bridge.processors.api import Batch, EndReason, LeaseLostError, Processor, S
 from bridge.streams.errors import (
     ExpiredIteratorError,
     FatalStreamError,
-    StreamError,
     StreamNotFoundError,
     TransientStreamError,
     TrimmedDataError,
@@ -41,6 +38,7 @@ from bridge.streams.errors import (
 from bridge.streams.reader import StreamReader
 from bridge.worker.delivery import BatchDelivery, DeliveryInterruptedError, ProcessingHaltedError
 from bridge.worker.lease_holder import LeaseHolder, while_owned
+from bridge.worker.retention_gaps import RetentionGaps
 
 if TYPE_CHECKING:
     from bridge.records import ChangeRecord
@@ -57,18 +55,17 @@ class _Stopping(Exception):
     """Shutdown was requested while waiting to retry; there is no batch in hand."""
 
 
-class RecordsTrimmedError(FatalStreamError):
-    """Records were trimmed by retention before this shard read them (``on_trimmed: fail``)."""
-
-
 @dataclass(frozen=True)
 class ConsumerSettings:
     initial: InitialPosition
     max_records: int
     interval: float
     idle_interval: float
-    on_trimmed: Literal["fail", "resume"]
+    on_trimmed: OnTrimmed
     roundtrip_attribute: str | None = None
+    retention_s: float = 86_400.0
+    """The stream's retention: a snapshot whose cut-off is younger holds every record it
+    trimmed (``source.retention``)."""
 
 
 class ShardConsumer:
@@ -117,7 +114,16 @@ class ShardConsumer:
         self.last_read_at = clock()
         self.end_reason: EndReason | None = None
         self.backoff_attempt = 0
-        self.losses = LossLedger()
+        self.gaps = RetentionGaps(
+            reader=reader,
+            context=context,
+            holder=holder,
+            on_trimmed=settings.on_trimmed,
+            retention_s=settings.retention_s,
+            metrics=metrics,
+            log=log.bind(shard=context.shard_id),
+            wall_clock=wall_clock,
+        )
         self._log = log.bind(shard=self.shard_id)
 
     async def run(self) -> EndReason:
@@ -173,12 +179,16 @@ class ShardConsumer:
         while iterator is not None:
             if self.stop.is_set():
                 return EndReason.SHUTDOWN
+            if self.holder.lease.parents - self.context.parent_shard_ids:
+                # A fresh snapshot of the table: nothing more is published until it is through.
+                self._log.info("paused for a fresh snapshot of the table")
+                return EndReason.PAUSED
             self.holder.ensure_valid()
             iterator = await self._poll(iterator)
         if self.before_shard_end is not None:
             await self.before_shard_end()  # the children's leases, while the parent is unfinished
         await self.holder.checkpoint(SHARD_END)
-        self._report_loss()
+        self.gaps.report_loss()
         self._log.info("shard end reached", last_seq=self.last_sequence)
         return EndReason.SHARD_END
 
@@ -207,14 +217,14 @@ class ShardConsumer:
         if page.next_iterator is not None:
             behind = len(page.records) >= self.settings.max_records or self.lag_ms > _CAUGHT_UP_MS
             await self._wait(self.pacer.after_read(len(page.records), behind=behind))
-        elif self.losses.measuring:
-            await self._count_lost_to_shard_end()
+        elif self.gaps.losses.measuring:
+            await self.gaps.count_lost_to_shard_end()
         return page.next_iterator
 
     async def _handle(self, records: list[ChangeRecord]) -> None:
         self.metrics.records_consumed.inc(len(records))
-        if self.losses.measuring:
-            self.losses.first_available(records[0].sequence_number)  # reported once past it
+        if self.gaps.losses.measuring:
+            self.gaps.losses.first_available(records[0].sequence_number)  # reported once past it
         # The read may have taken long (a stalled network, or this process frozen): if the
         # lease ran out meanwhile, another worker may be reading these very records. Hand them
         # to the processor only while the lease is still ours.
@@ -224,7 +234,7 @@ class ShardConsumer:
             await self.delivery.deliver(Batch(self.shard_id, fresh), through=records[-1])
         else:  # all in the snapshot already: only the position moves
             await self.delivery.skip(records[-1].sequence_number)
-        self._report_loss()
+        self.gaps.report_loss()
         self.last_sequence = records[-1].sequence_number
         self.metrics.records_processed.inc(len(records))
         now = self.wall_clock()
@@ -284,89 +294,16 @@ class ShardConsumer:
                 self.context.stream_arn, self.shard_id, request.kind, request.sequence_number
             )
         except StreamNotFoundError as exc:
-            if not await self._trimmed_away():
+            if not await self.gaps.trimmed_away():
                 raise
-            await self._after_shard_trimmed_away(exc)
+            await self.gaps.after_shard_trimmed_away(self.last_sequence or self.started_from, exc)
             return None
 
     async def _after_trim(self, exc: TrimmedDataError) -> str | None:
-        position = self.last_sequence or self.started_from
-        self._log.error(
-            "records were trimmed by retention before they were read",
-            after=position,
-            on_trimmed=self.settings.on_trimmed,
-            error=str(exc),
-        )
-        decision = after_trim(position, self.settings.on_trimmed)
-        self.losses.gap_found(decision.lost_after)
-        if decision.action is TrimAction.FAIL or decision.retry_from is None:
-            await self._measure_loss()
-            raise RecordsTrimmedError(
-                f"records after {position} were trimmed before they were read (on_trimmed: fail)",
-                code=exc.code,
-                status=exc.status,
-                context=f"shard {self.shard_id} of {self.context.stream_arn}",
-            ) from exc
-        return await self._iterator(decision.retry_from)
-
-    async def _trimmed_away(self) -> bool:
-        """Is the stream still there without this shard? Retention removed the whole shard
-        (closed, and every record older than retention), which is a trim, not a fatal error."""
-        description = await self.reader.describe_stream(self.context.stream_arn)
-        return all(shard.shard_id != self.shard_id for shard in description.shards)
-
-    async def _after_shard_trimmed_away(self, exc: StreamNotFoundError) -> None:
-        """Nothing of the shard is left; with ``resume`` it counts as ended so its children
-        start. How many records went with it cannot be known, so none are counted."""
-        position = self.last_sequence or self.started_from
-        self._log.error(
-            "shard was trimmed away by retention before it was read to its end; "
-            "the records after the checkpoint are lost (how many is unknown)",
-            after=position,
-            on_trimmed=self.settings.on_trimmed,
-        )
-        self.losses.forget()
-        if self.settings.on_trimmed == "fail":
-            raise RecordsTrimmedError(
-                f"the shard was trimmed away after {position} before it was read to its end "
-                "(on_trimmed: fail)",
-                code=exc.code,
-                status=exc.status,
-                context=f"shard {self.shard_id} of {self.context.stream_arn}",
-            ) from exc
-
-    async def _measure_loss(self) -> None:
-        """Before stopping, look at the oldest record still there so the loss is counted."""
-        try:
-            iterator = await self.reader.get_shard_iterator(
-                self.context.stream_arn, self.shard_id, "TRIM_HORIZON", None
-            )
-            page = await self.reader.get_records(iterator, 1)
-        except Exception as exc:
-            self._log.warning("could not measure the loss", error=repr(exc))
-            return
-        if page.records:
-            self.losses.first_available(page.records[0].sequence_number)
-        elif page.next_iterator is None:
-            await self._count_lost_to_shard_end()
-        self._report_loss()  # the shard stops here: no checkpoint will follow
-
-    async def _count_lost_to_shard_end(self) -> None:
-        """The shard is closed and nothing after the gap is left: the loss runs to its end."""
-        try:
-            description = await self.reader.describe_stream(self.context.stream_arn)
-        except StreamError as exc:
-            self._log.warning("could not measure the loss", error=repr(exc))
-            return
-        for shard in description.shards:
-            if shard.shard_id == self.shard_id and shard.ending_sequence_number is not None:
-                self.losses.ran_to_shard_end(shard.ending_sequence_number)
-
-    def _report_loss(self) -> None:
-        loss = self.losses.checkpointed()
-        if loss is not None:
-            self.metrics.records_lost.inc(loss.count)
-            self._log.error("records lost to retention", count=loss.count, after=loss.after)
+        outcome = await self.gaps.after_trim(self.last_sequence or self.started_from, exc)
+        if outcome.skip_before_ms is not None:
+            self.skip_before_ms = outcome.skip_before_ms
+        return await self._iterator(outcome.retry_from)
 
     async def _transient(self, exc: TransientStreamError) -> None:
         self.metrics.errors_transient.inc()

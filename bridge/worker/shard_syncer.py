@@ -59,6 +59,13 @@ class ShardSyncer:
                 result.created.append(shard_id)
         for parent, children in plan.add_children:
             await self.store.add_children(parent, children)
+        for key, parents in plan.add_parents:
+            await self.store.add_parents(key, parents)
+        if plan.add_parents:
+            log.warning(
+                "fresh snapshot of the table: every shard waits for it",
+                shards=len(plan.add_parents),
+            )
         for key in plan.delete:
             await self.store.delete(key)
             result.deleted.append(key)

@@ -19,7 +19,6 @@ import structlog
 
 from bridge.config import BridgeConfig
 from bridge.core.readiness import WorkerReading
-from bridge.core.snapshot_plan import SnapshotRequest
 from bridge.errors import WorkerFailedError
 from bridge.leases.store import LeaseStore
 from bridge.metrics import Metrics
@@ -28,6 +27,7 @@ from bridge.streams.reader import StreamReader
 from bridge.worker.coordinator import LeaseCoordinator
 from bridge.worker.launcher import ConsumerLauncher
 from bridge.worker.membership import Membership
+from bridge.worker.snapshot_pauses import snapshot_request
 
 log = structlog.get_logger("bridge.worker")
 
@@ -80,7 +80,7 @@ class Worker:
             on_fatal=self._fail,
             clock=clock,
             rng=rng,
-            snapshot=_snapshot_request(config, factory),
+            snapshot=snapshot_request(config, factory),
         )
         self._log = log.bind(worker=worker_id)
 
@@ -188,11 +188,3 @@ class Worker:
             self.fatal = error
             self._log.error("fatal error; stopping the worker", error=str(error))
         self.request_stop()
-
-
-def _snapshot_request(config: BridgeConfig, factory: ProcessorFactory) -> SnapshotRequest | None:
-    """The cluster scans the table for a processor that takes snapshots, when asked to."""
-    if config.source.start not in ("bootstrap", "auto") or not factory.takes_snapshots():
-        return None
-    bootstrap = config.source.bootstrap
-    return SnapshotRequest(bootstrap.segments, round(bootstrap.margin.total_seconds() * 1000))

@@ -40,3 +40,30 @@ def test_processors_that_snapshot_or_scan_themselves_accept_bootstrap(tmp_path: 
     with pytest.raises(ProcessorLoadError, match=r"source\.start"):
         load_factory("tests.processors.sample_processors:Collecting", {}, start="bootstrap")
     assert not load_factory("log", {}, start="auto").takes_snapshots()  # auto just streams
+
+
+def test_rebootstrap_with_a_processor_that_cannot_snapshot_exits_2_naming_source_on_trimmed(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        "app: cli-rebootstrap\n"
+        "source: {table: orders, endpoint_url: 'http://127.0.0.1:9', on_trimmed: rebootstrap}\n"
+        "processor: {kind: log}\n"
+    )
+    done = bridge_run(config)
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "source.on_trimmed" in last and "log" in last
+
+
+def test_processors_that_take_fresh_snapshots_accept_rebootstrap(tmp_path: Path) -> None:
+    for kind, options in [
+        ("kafka", {"bootstrap_servers": "127.0.0.1:9"}),
+        ("sqlite", {"path": str(tmp_path / "r.db")}),
+        ("tests.processors.sample_processors:SnapshotTaker", {}),
+    ]:
+        factory = load_factory(kind, options, table="orders", on_trimmed="rebootstrap")
+        assert factory.takes_fresh_snapshots()
+    with pytest.raises(ProcessorLoadError, match=r"source\.on_trimmed"):
+        load_factory("tests.processors.sample_processors:Collecting", {}, on_trimmed="rebootstrap")

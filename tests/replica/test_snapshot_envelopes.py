@@ -5,6 +5,7 @@ every segment of the newest snapshot."""
 from __future__ import annotations
 
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 
@@ -82,31 +83,69 @@ def test_a_snapshot_message_without_a_sound_snapshot_block_is_refused(block: byt
         change_of(Fetched(0, 4, b"k", value), KEEP_ALL)
 
 
-def test_a_snapshot_fills_rows_but_never_overwrites_a_change(tmp_path: Path) -> None:
+def change(event: str, pk: str, v: int, seq: str) -> Fetched:
+    keys = {"pk": pk, "sk": 1}
+    new = None if event == "REMOVE" else {**keys, "v": v}
+    old = {**keys, "v": v} if event == "REMOVE" else None
+    (message,) = messages(from_stream(event, keys, new, old, seq=seq))  # type: ignore[arg-type]
+    return message
+
+
+def apply(store: ReplicaStore, fetched: list[Fetched], *, first: int, at_ms: int) -> None:
+    entries = [Entry(0, first + n, 0, change_of(m, KEEP_ALL)) for n, m in enumerate(fetched)]
+    with patch("bridge.replica._store.time.time", return_value=at_ms / 1000):
+        store.apply("t", entries)
+
+
+def test_a_snapshot_item_replaces_what_came_before_it_and_any_change_after_replaces_it(
+    tmp_path: Path,
+) -> None:
     store = ReplicaStore(tmp_path / "r.db")
     store.open()
-    (changed,) = messages(
-        from_stream("INSERT", {"pk": "b", "sk": 1}, {"pk": "b", "sk": 1, "v": 9}, seq="5")
-    )
+    before = [change("INSERT", "b", 9, "5")]
     first = snapshot_messages(page({"pk": "a", "sk": 1, "v": 1}, {"pk": "b", "sk": 1, "v": 1}))
     again = snapshot_messages(page({"pk": "a", "sk": 1, "v": 2}, {"pk": "b", "sk": 1, "v": 2}))
-    fetched = [changed, *first, *again]
-    entries = [Entry(0, n, 0, change_of(m, KEEP_ALL)) for n, m in enumerate(fetched)]
-    store.apply("t", entries)
+    fetched = [*before, *first, *again]
+    apply(store, fetched, first=0, at_ms=1_000)
     rows = replica_rows(store.path, "orders")
     assert rows[("a", 1)]["v"] == 2  # a later snapshot read replaces an earlier one
-    assert rows[("b", 1)]["v"] == 9  # the change stands
-    (later,) = messages(
-        from_stream("MODIFY", {"pk": "a", "sk": 1}, {"pk": "a", "sk": 1, "v": 3}, seq="6")
-    )
-    store.apply("t", [Entry(0, len(fetched), 0, change_of(later, KEEP_ALL))])
-    assert replica_rows(store.path, "orders")[("a", 1)]["v"] == 3  # any change overwrites it
+    assert rows[("b", 1)]["v"] == 2  # and a change published before the snapshot
+    apply(store, [change("MODIFY", "a", 3, "6")], first=len(fetched), at_ms=2_000)
+    assert replica_rows(store.path, "orders")[("a", 1)]["v"] == 3  # any change after wins
     assert set(store.snapshot_marks("t")) == {MarkRow(0, CUTOFF, 2, SEEN), MarkRow(0, CUTOFF, 2, 0)}
     store.close()
     reopened = ReplicaStore(store.path)
     reopened.open()
     assert len(reopened.snapshot_marks("t")) == 2  # kept with the offsets
     reopened.close()
+
+
+def test_a_complete_snapshot_deletes_the_rows_of_items_it_no_longer_holds(tmp_path: Path) -> None:
+    # An edge that held "gone" before records were lost: the item was deleted meanwhile, and
+    # its REMOVE never reached the topic. The fresh snapshot does not hold it; once the
+    # snapshot is whole in every partition the edge read, the row goes.
+    store = ReplicaStore(tmp_path / "r.db")
+    store.open()
+    apply(
+        store,
+        [change("INSERT", "gone", 1, "5"), change("INSERT", "kept", 1, "6")],
+        first=0,
+        at_ms=1_000,
+    )
+    first_half = snapshot_messages(page({"pk": "kept", "sk": 1, "v": 2}, segment=0))
+    apply(store, first_half, first=2, at_ms=2_000)
+    assert ("gone", 1) in replica_rows(store.path, "orders")  # segment 1 not through yet
+    apply(store, [change("INSERT", "new", 1, "7")], first=4, at_ms=3_000)  # after it, kept
+    apply(store, snapshot_messages(page(segment=1)), first=5, at_ms=4_000)
+    assert replica_rows(store.path, "orders") == {
+        ("kept", 1): {"pk": "kept", "sk": 1, "v": 2},
+        ("new", 1): {"pk": "new", "sk": 1, "v": 1},
+    }
+    # Swept once: a row written before the snapshot's start, later, is not its business.
+    apply(store, [change("INSERT", "again", 1, "8")], first=6, at_ms=500)
+    apply(store, snapshot_messages(page(segment=1)), first=7, at_ms=5_000)
+    assert ("again", 1) in replica_rows(store.path, "orders")
+    store.close()
 
 
 def following() -> FollowerReadiness:

@@ -67,7 +67,7 @@ class ChangeApplier:
         if not records:  # all older than the bootstrap's cut-off: only the position moves
             db.execute(CHECKPOINT, (shard_id, checkpoint, int(time.time() * 1000)))
             return
-        table = self._ensure_table(records[0])
+        table = self.ensure_table(dynamodb_json(records[0])["Keys"])
         upsert, delete = table.upsert(), table.delete()
         key_of = _key_reader(table)
         now_ms = int(time.time() * 1000)
@@ -100,8 +100,9 @@ class ChangeApplier:
             db.execute("ROLLBACK")
             raise
 
-    def _ensure_table(self, record: ChangeRecord) -> ReplicaTable:
-        keys = dynamodb_json(record)["Keys"]
+    def ensure_table(self, keys: Mapping[str, Any]) -> ReplicaTable:
+        """The replica table, made from the key attributes (DynamoDB JSON) if the file has
+        none yet; on the writer thread."""
         if self.table is not None:
             if set(self.table.key_names) != set(keys):
                 raise ReplicaSchemaError(

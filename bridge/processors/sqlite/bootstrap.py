@@ -24,10 +24,8 @@ from typing import Any
 import orjson
 import structlog
 
-from bridge.item_json import EXACT
-from bridge.processors.sqlite.keys import wire_key
 from bridge.processors.sqlite.layout import register
-from bridge.processors.sqlite.schema import SCANNED_SEQ, ReplicaTable, quote
+from bridge.processors.sqlite.schema import ReplicaTable
 from bridge.snapshots._progress import TransferProgress
 
 log = structlog.get_logger("bridge.bootstrap")
@@ -197,31 +195,15 @@ class TableScanner:
     def _write_page(self, segment: int, items: list[dict[str, Any]], next_key: Any) -> None:
         db = self.db()
         now_ms = int(self.clock() * 1000)
-        keys = self.table.keys
-        columns = ", ".join(quote(n) for n in self.table.key_names)
-        marks = ", ".join("?" for _ in range(len(keys) + 3))
-        insert = (
-            f"INSERT OR REPLACE INTO {quote(self.table.name)} "  # older than any change
-            f"({columns}, item, _seq, _updated_ms) VALUES ({marks})"
-        )
-        rows = [
-            (
-                *(wire_key(kind, item[name]) for name, kind in keys),
-                EXACT.item_json(item).decode(),
-                SCANNED_SEQ,
-                now_ms,
-            )
-            for item in items
-        ]
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(insert, rows)
+            self.table.put_scanned(db, items, now_ms)
             db.execute(
                 "UPDATE _bridge_bootstrap SET last_key = ?, items = items + ?, done = ? "
                 "WHERE segment = ?",
                 (
                     _dump_key(next_key) if next_key else None,
-                    len(rows),
+                    len(items),
                     int(not next_key),
                     segment,
                 ),

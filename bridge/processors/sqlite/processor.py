@@ -23,11 +23,20 @@ import structlog
 
 from bridge.config import SourceConfig
 from bridge.core.readiness import Readiness
-from bridge.processors.api import Batch, EndReason, Processor, ProcessorFactory, ShardContext
+from bridge.core.snapshot_plan import segment_of
+from bridge.processors.api import (
+    Batch,
+    EndReason,
+    Processor,
+    ProcessorFactory,
+    ShardContext,
+    SnapshotBatch,
+)
 from bridge.processors.sqlite.applier import ChangeApplier
 from bridge.processors.sqlite.bootstrap import BootstrapSettings
 from bridge.processors.sqlite.bootstrapper import Bootstrapper
 from bridge.processors.sqlite.checkpoints import CheckpointStore
+from bridge.processors.sqlite.fresh_snapshot import FreshSnapshotApplier
 from bridge.processors.sqlite.readiness import ReadinessTracker
 from bridge.processors.sqlite.schema import ReplicaSchemaError, ReplicaTable
 from bridge.processors.sqlite.snapshots import check_parents_read, snapshots_from_options
@@ -94,6 +103,7 @@ class SqliteProcessorFactory(ProcessorFactory):
         self.writer = ReplicaWriter(self.path, journal_mode=journal_mode, synchronous=synchronous)
         self.applier = ChangeApplier(self.writer, table, key_order)
         self.checkpoints = CheckpointStore(self.writer)
+        self.fresh_snapshots = FreshSnapshotApplier(self.writer, self.applier)
         self.status = StatusPublisher(self.writer, self.readiness, interval=status_interval)
         self._snapshot_task: asyncio.Task[None] | None = None
 
@@ -153,9 +163,14 @@ class SqliteProcessorFactory(ProcessorFactory):
         await self.writer.close()
 
     def create(self, shard_id: str) -> Processor:
+        if segment_of(shard_id) is not None:
+            return SqliteSegmentProcessor(self)
         return SqliteProcessor(self, shard_id)
 
     def scans_itself(self) -> bool:
+        return True
+
+    def takes_fresh_snapshots(self) -> bool:
         return True
 
     def freshness(self, now: float) -> Readiness:
@@ -237,3 +252,23 @@ class SqliteProcessor(Processor):
         self.factory.readiness.ended(
             self.shard_id, time.monotonic(), shard_end=reason is EndReason.SHARD_END
         )
+
+
+class SqliteSegmentProcessor(Processor):
+    """A segment of a fresh snapshot of the table (``on_trimmed: rebootstrap``), written into
+    the file; no shard of its own, so no checkpoint in the file and no readiness entry."""
+
+    def __init__(self, factory: SqliteProcessorFactory) -> None:
+        self.factory = factory
+
+    async def start(self, context: ShardContext) -> str | None:
+        return None
+
+    async def process(self, batch: Batch) -> None:
+        raise TypeError("a snapshot segment has no stream records")
+
+    async def snapshot(self, batch: SnapshotBatch) -> None:
+        await self.factory.fresh_snapshots.apply(batch)
+
+    async def end(self, reason: EndReason) -> None:
+        pass

@@ -12,8 +12,13 @@ zeros to ``SEQ_WIDTH`` digits, so that a plain ``ORDER BY _seq`` is stream order
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from bridge.item_json import EXACT
+from bridge.processors.sqlite.keys import wire_key
 
 COLUMN_TYPES = {"S": "TEXT", "N": "", "B": "BLOB"}
 """Declared type per DynamoDB key type. A number column has none: any name SQLite does not
@@ -110,18 +115,29 @@ class ReplicaTable:
             f"WHERE {_newer('excluded._seq', f'{table}._seq')}"
         )
 
-    def fill(self) -> str:
-        """Put a snapshot's item where no change wrote the row (it may replace an earlier
-        snapshot's): the changes that follow the snapshot in the stream are newer."""
-        table = quote(self.name)
-        names = [quote(name) for name in self.key_names]
-        placeholders = ", ".join("?" for _ in range(len(names) + 3))
+    def put(self) -> str:
+        """Put an item of a snapshot whatever the row held: every change published before
+        the snapshot is older than it, every one after overwrites it (``_seq`` older)."""
+        names = ", ".join(quote(name) for name in self.key_names)
+        placeholders = ", ".join("?" for _ in range(len(self.keys) + 3))
         return (
-            f"INSERT INTO {table} ({', '.join(names)}, item, _seq, _updated_ms) "
-            f"VALUES ({placeholders}) ON CONFLICT ({', '.join(names)}) DO UPDATE SET "
-            "item = excluded.item, _updated_ms = excluded._updated_ms "
-            f"WHERE {table}._seq = excluded._seq"
+            f"INSERT OR REPLACE INTO {quote(self.name)} ({names}, item, _seq, _updated_ms) "
+            f"VALUES ({placeholders})"
         )
+
+    def put_scanned(self, db: sqlite3.Connection, items: Sequence[Any], now_ms: int) -> None:
+        """Write items of a scan of the table (DynamoDB JSON), whatever the rows held: each
+        row with ``_seq`` older than any change, so a change read after it overwrites it."""
+        rows = [
+            (
+                *(wire_key(kind, item[name]) for name, kind in self.keys),
+                EXACT.item_json(item).decode(),
+                SCANNED_SEQ,
+                now_ms,
+            )
+            for item in items
+        ]
+        db.executemany(self.put(), rows)
 
     def delete(self) -> str:
         """Delete unless the row holds a later change; parameters ``k0``, ``k1``, ``seq``."""
