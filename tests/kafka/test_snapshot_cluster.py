@@ -1,6 +1,8 @@
 """The table's snapshot shared by a cluster of ``bridge run`` processes, one of them SIGKILLed
 in the middle of its scan segment while writes go on: the other worker resumes that segment
-from its last committed page (not from its first), and the topic still rebuilds the table.
+from its last committed page (not from its first), the topic still rebuilds the table, and a
+``bridge replica`` started afterwards from the topic equals a Scan of it, each item the same
+JSON as the SQLite processor stores (``types: true``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from tests.kafka.running import dynamodb
 from tests.kafka.test_snapshot_to_kafka import replay, scan
 from tests.kafka.topic_reader import ReadMessage, TopicReader, create_topic
 from tests.kafka.workload import Workload, create_table, write_all
+from tests.replica.support import following, replica_config, replica_rows
+from tests.replica.test_bootstrap_topic import exact_scan
+from tests.replica.test_end_to_end import eventually
 from tests.support.worker_process import WorkerProcess
 
 PARTITIONS = 3
@@ -51,7 +56,7 @@ def cluster_config(path: Path, endpoint: str, table: str, broker: KafkaBroker) -
                 "polling": {"interval": "30ms", "idle_interval": "200ms"},
                 "processor": {
                     "kind": "kafka",
-                    "options": {"bootstrap_servers": broker.bootstrap_servers},
+                    "options": {"bootstrap_servers": broker.bootstrap_servers, "types": True},
                 },
                 "metrics": {"port": 0},
             }
@@ -146,6 +151,11 @@ async def test_a_segment_whose_worker_is_killed_resumes_from_its_last_committed_
         messages = reader.messages
 
     assert replay(messages) == scan(ddb, table)
+    edge = tmp_path / "edge.db"
+    async with following(replica_config(edge, kafka_broker.bootstrap_servers, table)) as follower:
+        expected = await asyncio.to_thread(exact_scan, ddb, table)
+        await eventually(lambda: replica_rows(edge, table) == expected, 60, "the edge")
+        await eventually(lambda: follower.verdict().ready, 30, "the edge ready")
     # The victim's segment was finished by w2, and resumed: of its items, only the page in
     # flight at the kill (and not yet checkpointed) may have been published twice.
     assert victim not in leases or leases[victim]["checkpoint"] == SHARD_END
