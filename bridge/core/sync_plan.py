@@ -1,8 +1,9 @@
 """What the leader's shard sync should change in the lease table, given the stream's shards.
 
 One lease per shard: new shards get a lease (parents first, so a child's parent link always
-points at a lease that exists), parents learn their children, and a finished lease goes once
-its shard has left the stream and every child has started. Pure: the leader lists the shards
+points at a lease that exists), unless a descendant has one already; parents learn their
+children, and a finished lease goes once its shard has left the stream and every child has
+started. Pure: the leader lists the shards
 and the leases, this decides, ``bridge.worker.shard_syncer`` writes.
 """
 
@@ -83,9 +84,10 @@ def plan_sync(
         for lease in leases.values()
         if not lease.finished and segment_of(lease.key) is None and not waiting_for <= lease.parents
     ]
+    superseded = ancestors_of_leased(shards, leases)
     for shard_id in parents_first(shards):
         shard = shards[shard_id]
-        if shard_id in leases or (only_open and shard.closed):
+        if shard_id in leases or shard_id in superseded or (only_open and shard.closed):
             continue
         parent = shard.parent_shard_id
         known_parent = (
@@ -107,6 +109,25 @@ def plan_sync(
         lease.key for lease in leases.values() if _finished_and_gone(lease, shards.keys(), leases)
     ]
     return SyncPlan(tuple(create), tuple(add_children), tuple(delete), tuple(add_parents))
+
+
+def ancestors_of_leased(
+    shards: Mapping[str, StreamShard], leases: Mapping[str, Lease]
+) -> frozenset[str]:
+    """Shards with a leased descendant: never leased again. A lease exists for a shard only
+    once every ancestor was read to its end, so its ancestors are done even when their own
+    leases are gone: KCL's DynamoDB Streams adapter deletes a finished parent's lease once
+    its children have checkpoints, while the stream lists the closed parent for up to a day
+    more. Leasing it again would read the whole closed shard again."""
+    found: set[str] = set()
+    for key in leases:
+        shard = shards.get(key)
+        parent = shard.parent_shard_id if shard is not None else None
+        while parent is not None and parent not in found:
+            found.add(parent)
+            above = shards.get(parent)
+            parent = above.parent_shard_id if above is not None else None
+    return frozenset(found)
 
 
 def parents_first(shards: Mapping[str, StreamShard]) -> list[str]:

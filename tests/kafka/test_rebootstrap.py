@@ -11,33 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bridge.config import BridgeConfig
-from bridge.item_json import EXACT
 from bridge.local.endpoint import LocalEndpoint
 from bridge.local.processes import KafkaBroker
-from bridge.processors.sqlite.keys import number_value
 from tests.kafka.running import dynamodb, kafka_config
 from tests.kafka.topic_reader import create_topic
 from tests.kafka.workload import Workload, create_table, write_all
 from tests.replica.support import following, replica_config, replica_rows
+from tests.replica.test_bootstrap_topic import exact_scan
 from tests.replica.test_end_to_end import eventually, running_worker
-
-
-def exact_scan(ddb: Any, table: str) -> dict[tuple[Any, ...], Any]:
-    """The table as a SQLite file should hold it: key tuple -> item (exact JSON)."""
-    items: dict[tuple[Any, ...], Any] = {}
-    for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-        for item in page["Items"]:
-            items[(item["pk"]["S"], number_value(item["sk"]["N"]))] = json.loads(
-                EXACT.item_json(item)
-            )
-    return items
 
 
 def lost_rounds(local: LocalEndpoint, ddb: Any, table: str) -> dict[tuple[Any, ...], Any]:
