@@ -178,12 +178,14 @@ def plan_take(
         rng.shuffle(available)
         return TakePlan(available[:want], [], target)
 
+    # Only from live workers: an owner with no heartbeat row (a KCL worker whose table is
+    # being taken over, or one of ours whose row expired) keeps its leases until they expire.
     return TakePlan(
         [],
         _steals(
             active=active,
             alive=alive,
-            load=load,
+            load=Counter({owner: n for owner, n in load.items() if owner in live_workers}),
             target=target,
             need=need,
             max_steals=max_steals,

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bridge.core.positions import SHARD_END
+from bridge.core.positions import SHARD_END, is_sequence_number
 
 
 class ShardPhase(StrEnum):
@@ -77,7 +77,7 @@ def phase_of(
         return ShardPhase.HISTORICAL
     if not parents_exhausted(parents, checkpoints):
         return ShardPhase.BLOCKED
-    return ShardPhase.INITIALIZING if checkpoint is None else ShardPhase.ACTIVE
+    return ShardPhase.ACTIVE if is_sequence_number(checkpoint) else ShardPhase.INITIALIZING
 
 
 def resume_frontier(

@@ -35,6 +35,11 @@ def is_sequence_number(checkpoint: str | None) -> bool:
     return checkpoint is not None and checkpoint.isdigit()
 
 
+class UnknownCheckpointError(ValueError):
+    """A lease's checkpoint is neither a sequence number nor a position bridge knows (KCL's
+    ``AT_TIMESTAMP``, for one): reading would start at a guess."""
+
+
 def start_position(
     checkpoint: str | None, initial: InitialPosition, has_parents: bool
 ) -> IteratorRequest | None:
@@ -53,7 +58,10 @@ def start_position(
     if checkpoint == LATEST:
         return IteratorRequest("LATEST")
     if checkpoint is not None:
-        raise ValueError(f"not a checkpoint: {checkpoint!r}")
+        raise UnknownCheckpointError(
+            f"{checkpoint!r} is not a checkpoint bridge knows (a sequence number, "
+            f"{TRIM_HORIZON}, {LATEST} or {SHARD_END})"
+        )
     if initial == "latest" and not has_parents:
         return IteratorRequest("LATEST")
     return IteratorRequest("TRIM_HORIZON")

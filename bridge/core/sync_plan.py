@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bridge.core.leasing import Lease
-from bridge.core.positions import InitialPosition
+from bridge.core.positions import InitialPosition, is_sequence_number
 from bridge.core.snapshot_plan import (
     SnapshotRequest,
     pending_segments,
@@ -153,4 +153,9 @@ def _finished_and_gone(lease: Lease, in_stream: Set[str], leases: Mapping[str, L
     """A lease can go once its shard is done, has left the stream, and its children started."""
     if not lease.finished or lease.key in in_stream:
         return False
-    return all(child in leases and leases[child].checkpoint is not None for child in lease.children)
+    return all(child in leases and _started(leases[child]) for child in lease.children)
+
+
+def _started(lease: Lease) -> bool:
+    """Read from: its checkpoint moved off the position it was created with."""
+    return lease.finished or is_sequence_number(lease.checkpoint)

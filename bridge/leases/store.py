@@ -13,6 +13,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from bridge.core.leasing import LagReading, Lease
+from bridge.core.positions import TRIM_HORIZON
 from bridge.errors import LeaseLostError
 from bridge.leases.tables import ensure_table
 
@@ -35,6 +36,25 @@ SNAPSHOT_WANTED = "bridgeSnapshotWantedMs"
 PAUSED_FOR = "bridgePausedForMs"
 
 
+# Written by KCL, read by it only: a lease bridge takes loses them, so that a later KCL (a
+# rollback) does not act on a checkpoint bridge has moved past.
+KCL_ONLY = (
+    "checkpointOwner",
+    "pendingCheckpoint",
+    "pendingCheckpointSubSequenceNumber",
+    "pendingCheckpointState",
+)
+ENTITY_TYPE = "entityType"
+"""KCL 3 keeps rows that are not leases in the lease table (the leader's, worker metrics,
+version migration state), marked by this attribute."""
+
+
+def is_lease(item: dict[str, Any]) -> bool:
+    """A lease row, as opposed to another row KCL keeps in the table: those are left alone."""
+    kind = item.get(ENTITY_TYPE, {}).get("S")
+    return KEY in item and COUNTER in item and kind in (None, "LEASE", "lease")
+
+
 class LeaseConflictError(Exception):
     """Another worker changed the lease first (a take or create lost the race)."""
 
@@ -44,7 +64,9 @@ class LeaseStore(Protocol):
 
     async def ensure_table(self) -> None: ...
     async def list_leases(self) -> list[Lease]: ...
-    async def create_lease(self, key: str, parents: frozenset[str]) -> bool: ...
+    async def create_lease(
+        self, key: str, parents: frozenset[str], checkpoint: str = ...
+    ) -> bool: ...
     async def add_children(self, key: str, children: frozenset[str]) -> None: ...
     async def add_parents(self, key: str, parents: frozenset[str]) -> None: ...
     async def want_snapshot(self, lease: Lease, at_ms: int) -> Lease: ...
@@ -74,16 +96,21 @@ class DynamoLeaseStore:
         while True:
             page = await self.client.scan(**kwargs)
             self.reads += 1
-            leases.extend(_from_item(item) for item in page.get("Items", []))
+            leases.extend(_from_item(item) for item in page.get("Items", []) if is_lease(item))
             start = page.get("LastEvaluatedKey")
             if not start:
                 return leases
             kwargs["ExclusiveStartKey"] = start
 
-    async def create_lease(self, key: str, parents: frozenset[str]) -> bool:
+    async def create_lease(
+        self, key: str, parents: frozenset[str], checkpoint: str = TRIM_HORIZON
+    ) -> bool:
+        """A new lease, with the checkpoint a shard without one starts from (TRIM_HORIZON or
+        LATEST), as KCL writes it."""
         item: dict[str, Any] = {
             KEY: {"S": key},
             COUNTER: {"N": "0"},
+            CHECKPOINT: {"S": checkpoint},
             OWNER_SWITCHES: {"N": "0"},
             SUB_SEQUENCE: {"N": "0"},
         }
@@ -169,9 +196,11 @@ class DynamoLeaseStore:
         # The row as the take left it, not as the scan saw it: the previous owner may have
         # checkpointed in between (a checkpoint does not move the counter), and the new owner
         # must start after that checkpoint, not replay the batch before it.
+        names.update({f"#kcl{n}": name for n, name in enumerate(KCL_ONLY)})
+        kcl_only = ", ".join(f"#kcl{n}" for n in range(len(KCL_ONLY)))
         taken = await self._update(
             lease.key,
-            "SET #o = :me, #n = #n + :one ADD #s :sw",
+            f"SET #o = :me, #n = #n + :one ADD #s :sw REMOVE {kcl_only}",
             names,
             values,
             condition,

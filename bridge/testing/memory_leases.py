@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import replace
 
 from bridge.core.leasing import Lease
-from bridge.core.positions import SHARD_END
+from bridge.core.positions import SHARD_END, TRIM_HORIZON
 from bridge.errors import LeaseLostError
 from bridge.leases.store import LeaseConflictError
 
@@ -40,11 +40,13 @@ class MemoryLeaseStore:
         self._enter("list_leases")
         return list(self.rows.values())
 
-    async def create_lease(self, key: str, parents: frozenset[str]) -> bool:
+    async def create_lease(
+        self, key: str, parents: frozenset[str], checkpoint: str = TRIM_HORIZON
+    ) -> bool:
         self._enter("create_lease")
         if key in self.rows:
             return False
-        self.rows[key] = Lease(key, parents=parents)
+        self.rows[key] = Lease(key, checkpoint=checkpoint, parents=parents)
         return True
 
     async def add_children(self, key: str, children: frozenset[str]) -> None:

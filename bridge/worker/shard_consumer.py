@@ -23,6 +23,7 @@ from bridge.core.positions import (
     InitialPosition,
     IteratorRequest,
     OnTrimmed,
+    UnknownCheckpointError,
     resume_after_expiry,
     start_position,
 )
@@ -142,6 +143,13 @@ class ShardConsumer:
         except ProcessingHaltedError as exc:
             self.metrics.errors_fatal.inc()
             self._log.error("stopped: processor keeps failing", error=str(exc))
+        except UnknownCheckpointError as exc:
+            # The lease is kept, so that no other worker starts the shard at a guess either.
+            self.metrics.errors_fatal.inc()
+            self._log.error(
+                f"stopped: shard {self.shard_id}: {exc}; set the lease's checkpoint to one of "
+                "those, or delete the lease to start the shard over"
+            )
         except FatalStreamError as exc:
             self.metrics.errors_fatal.inc()
             self._log.error("stopped: stream error", error=str(exc))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from bridge.core.positions import InitialPosition
+from bridge.core.positions import LATEST, TRIM_HORIZON, InitialPosition
 from bridge.core.snapshot_plan import SnapshotRequest
 from bridge.core.sync_plan import plan_sync
 from bridge.leases.store import LeaseStore
@@ -55,7 +55,8 @@ class ShardSyncer:
         plan = plan_sync(shards, leases, self.initial, snapshot=self.snapshot, now_ms=now_ms)
         result = SyncResult(shards=len(shards))
         for shard_id, parents in plan.create:
-            if await self.store.create_lease(shard_id, parents):
+            checkpoint = LATEST if self.initial == "latest" and not parents else TRIM_HORIZON
+            if await self.store.create_lease(shard_id, parents, checkpoint):
                 result.created.append(shard_id)
         for parent, children in plan.add_children:
             await self.store.add_children(parent, children)

@@ -137,3 +137,29 @@ def test_the_reader_of_a_parent_continues_with_the_first_child_it_created() -> N
 
     assert continuation_of("p", ["c1", "c2"]) == Lease("c1", parents=frozenset({"p"}))
     assert continuation_of("p", []) is None
+
+
+def test_leases_of_an_owner_with_no_heartbeat_are_taken_only_once_expired() -> None:
+    # A KCL worker's leases in a table being taken over: never stolen from under it; taken
+    # once its counter has stood still for a lease duration, as any dead owner's.
+    leases = [Lease(f"s{i}", owner="kcl-worker", counter=7, checkpoint="40") for i in range(4)]
+    tracker = ExpiryTracker()
+    tracker.observe(leases, 0.0)
+
+    def plan(now: float) -> tuple[list[str], list[str]]:
+        taken = plan_take(
+            leases=leases,
+            me="me",
+            held=set(),
+            live_workers={"me"},
+            tracker=tracker,
+            now=now,
+            lease_duration=LEASE_DURATION,
+            max_steals=4,
+            rng=random.Random(1),
+        )
+        return [lease.key for lease in taken.take], [lease.key for lease in taken.steal]
+
+    assert plan(LEASE_DURATION - 0.1) == ([], [])
+    took, stole = plan(LEASE_DURATION + 0.1)
+    assert sorted(took) == ["s0", "s1", "s2", "s3"] and stole == []

@@ -79,7 +79,7 @@ async def test_stale_counter_is_fenced(store: LeaseStore) -> None:
         await store.release(stale)
     (final,) = await store.list_leases()
     assert final.owner == "w2"
-    assert final.checkpoint is None
+    assert final.checkpoint == "TRIM_HORIZON"  # as created: the stale checkpoint never landed
 
 
 async def test_renewals_and_checkpoints_carry_the_owners_lag_reading(store: LeaseStore) -> None:
@@ -114,7 +114,7 @@ async def test_a_fenced_off_owner_writes_no_lag(store: LeaseStore) -> None:
     with pytest.raises(LeaseLostError):
         await store.checkpoint(late, "200")
     (final,) = await store.list_leases()
-    assert (final.owner, final.lag, final.checkpoint) == ("w2", None, None)
+    assert (final.owner, final.lag, final.checkpoint) == ("w2", None, "TRIM_HORIZON")
 
 
 async def test_two_takes_of_one_lease_only_one_wins(store: LeaseStore) -> None:

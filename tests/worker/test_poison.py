@@ -109,8 +109,8 @@ async def test_on_error_stop_halts_only_that_shard_at_the_record(
 
     assert by_seq(sink.records) == by_seq(expected)
     assert set(sink.failures) == {poison}
-    assert leases[poison.shard].checkpoint == (before[-1].seq if before else None)
-    assert all(leases[shard].checkpoint is None for shard in blocked)
+    assert leases[poison.shard].checkpoint == (before[-1].seq if before else "TRIM_HORIZON")
+    assert all(leases[shard].checkpoint == "TRIM_HORIZON" for shard in blocked)
     assert metrics.value("bridge_errors_fatal_total") == 1
     assert all(lease.owner is None for lease in leases.values())
 
