@@ -1,0 +1,86 @@
+"""Lease keys: which stream and shard a lease is for.
+
+An application that reads one table keys its leases by shard id (``shardId-...``), as KCL
+does in single-stream mode. One that reads several tables (``source.tables``) keys them as
+KCL's multi-stream mode does with the DynamoDB Streams adapter, so that tables cannot collide
+and a KCL multi-stream lease table can be taken over in place:
+``<stream identifier>:<shard id>``, the identifier being
+``<account>:<region>$<account>$<table>$<stream label>:1``. A stream label holds colons (it is
+a timestamp), so a key is split at its last ``:shardId-`` (or ``:bridge-snapshot-``, a
+snapshot segment's lease). Pure: the strings only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_ARN = re.compile(
+    r"arn:(?P<partition>[^:]+):dynamodb:(?P<region>[^:]+):(?P<account>[^:]+):"
+    r"table/(?P<table>[^/]+)/stream/(?P<label>.+)"
+)
+_ENTITY = re.compile(r":(?=(?:shardId-|bridge-snapshot-))")
+_EPOCH = "1"
+"""KCL's stream creation epoch in the identifier; the adapter writes 1."""
+
+
+@dataclass(frozen=True)
+class StreamId:
+    """One table's stream, as a lease key names it."""
+
+    account: str
+    region: str
+    table: str
+    label: str
+    partition: str = "aws"
+
+    @classmethod
+    def of_arn(cls, arn: str) -> StreamId:
+        match = _ARN.fullmatch(arn)
+        if match is None:
+            raise ValueError(f"not a DynamoDB stream ARN: {arn!r}")
+        return cls(
+            match["account"], match["region"], match["table"], match["label"], match["partition"]
+        )
+
+    @property
+    def arn(self) -> str:
+        return (
+            f"arn:{self.partition}:dynamodb:{self.region}:{self.account}:table/{self.table}"
+            f"/stream/{self.label}"
+        )
+
+    @property
+    def identifier(self) -> str:
+        return f"{self.account}:{self.region}${self.account}${self.table}${self.label}:{_EPOCH}"
+
+    def key(self, shard_or_segment: str) -> str:
+        return f"{self.identifier}:{shard_or_segment}"
+
+
+@dataclass(frozen=True)
+class KeyParts:
+    stream: str | None
+    """The stream identifier of a multi-stream key; None for a plain shard id."""
+    name: str
+    """The shard id (or snapshot segment) the lease is for."""
+
+
+def split_key(key: str) -> KeyParts:
+    """A lease key's stream identifier (None for a single-stream key) and shard id."""
+    found = list(_ENTITY.finditer(key))
+    if not found:
+        return KeyParts(None, key)
+    cut = found[-1].start()
+    return KeyParts(key[:cut], key[cut + 1 :])
+
+
+def stream_of_identifier(identifier: str) -> StreamId | None:
+    """The stream a multi-stream identifier names; None if it is not one of the adapter's."""
+    account, _, rest = identifier.partition(":")
+    name, _, epoch = rest.rpartition(":")
+    parts = name.split("$", 3)
+    if not epoch or len(parts) != 4 or parts[1] != account:
+        return None
+    region, _, table, label = parts
+    return StreamId(account, region, table, label)
