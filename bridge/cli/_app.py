@@ -10,6 +10,7 @@ from bridge import __version__, eventloop
 from bridge.cli.common import EXIT_BAD_INPUT, state
 from bridge.cli.config_cmd import config_app
 from bridge.cli.demo_cmd import demo
+from bridge.cli.kcl_cmd import kcl_app
 from bridge.cli.local_cmd import local
 from bridge.cli.query_cmd import query
 from bridge.cli.replica_cmd import replica
@@ -25,6 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(config_app, name="config")
+app.add_typer(kcl_app, name="kcl")
 app.command("demo")(demo)
 app.command("local")(local)
 app.command("query")(query)

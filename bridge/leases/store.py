@@ -91,15 +91,19 @@ class DynamoLeaseStore:
         await ensure_table(self.client, self.table, keys=[(KEY, "HASH")], what="lease table")
 
     async def list_leases(self) -> list[Lease]:
-        leases: list[Lease] = []
+        return [lease_of(item) for item in await self.rows() if is_lease(item)]
+
+    async def rows(self) -> list[dict[str, Any]]:
+        """Every row of the table as DynamoDB JSON, leases or not (a consistent Scan)."""
+        rows: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
         while True:
             page = await self.client.scan(**kwargs)
             self.reads += 1
-            leases.extend(_from_item(item) for item in page.get("Items", []) if is_lease(item))
+            rows.extend(page.get("Items", []))
             start = page.get("LastEvaluatedKey")
             if not start:
-                return leases
+                return rows
             kwargs["ExclusiveStartKey"] = start
 
     async def create_lease(
@@ -207,7 +211,7 @@ class DynamoLeaseStore:
             conflict=LeaseConflictError,
             return_values="ALL_NEW",
         )
-        return _from_item(taken)
+        return lease_of(taken)
 
     async def renew(self, lease: Lease) -> Lease:
         """Move the counter on; the lease's lag reading, if any, rides along in the same write."""
@@ -341,7 +345,8 @@ def _strings(item: dict[str, Any], name: str) -> frozenset[str]:
     return frozenset([value["S"]]) if "S" in value else frozenset()
 
 
-def _from_item(item: dict[str, Any]) -> Lease:
+def lease_of(item: dict[str, Any]) -> Lease:
+    """A lease row (``is_lease``) as a ``Lease``."""
     return Lease(
         key=item[KEY]["S"],
         owner=item.get(OWNER, {}).get("S"),
