@@ -365,12 +365,41 @@ doing the least possible work on the same input):
 """
 
 
+def snapshot(r: dict[str, Any]) -> str:
+    raw = r["raw_scan_items_per_s"]
+    rows = [["raw parallel Scan, before", f"{raw[0]:,}", "-"]]
+    rows += [
+        [
+            f"bridge, {e['workers']} worker(s)",
+            f"{e['items_per_s']:,}",
+            f"{e['ratio_to_raw_scan']:.2f}",
+        ]
+        for e in r["bridge"]
+    ]
+    rows.append(["raw parallel Scan, after", f"{raw[1]:,}", "-"])
+    return f"""## Snapshot to Kafka: the table before the stream
+
+{r["items"]:,} items of about {r["item_bytes"]} bytes in `bridge local`, {r["segments"]} segments,
+published as SNAPSHOT envelopes by new applications with `source.start: bootstrap` (`bridge run`
+processes sharing the segments as leases, each page acknowledged by the broker before its
+checkpoint), timed on the topic from the first SNAPSHOT message to the last SNAPSHOT_END marker;
+against a raw boto3 parallel Scan of the same table (one thread per segment, nothing else done
+with the items) run before and after, ratio to their mean
+(`python scripts/bench.py snapshot`). Both read through moto, which sets the ceiling here.
+
+{_table(["reader", "items/s", "ratio to the raw Scan"], rows)}
+
+![snapshot](bench/results/snapshot.png)
+"""
+
+
 SECTIONS = {
     "latency": latency,
     "cost": cost,
     "disruption": disruption,
     "scale": scale,
     "throughput": throughput,
+    "snapshot": snapshot,
 }
 
 
@@ -379,7 +408,7 @@ def replot(results_dir: Path) -> None:
     change, which only a run has)."""
     import importlib
 
-    for name in ("cost", "scale", "throughput"):
+    for name in ("cost", "scale", "throughput", "snapshot"):
         result = machine.load(results_dir, name)
         if result is not None:
             importlib.import_module(f"benchlib.{name}").plot(result, results_dir / f"{name}.png")
