@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from bridge.aws import client_kwargs
 from bridge.config import BridgeConfig
-from bridge.core.leasing import Lease
+from bridge.core.lease_keys import StreamKeys
 from bridge.core.positions import is_sequence_number
 from bridge.core.takeover import TakeoverReport, judge_takeover
 from bridge.leases.heartbeats import WorkerRegistry
@@ -35,11 +35,12 @@ async def check_takeover(config: BridgeConfig) -> TakeoverReport:
         arn = config.source.stream_arn or await streams.latest_stream_arn(config.source.table)
         description = await streams.describe_stream(arn)
         shards = {shard.shard_id: shard for shard in description.shards}
-        trimmed = {
-            lease.key
-            for lease in leases
-            if lease.key in shards and await _trimmed_after(streams, arn, lease)
-        }
+        keys = StreamKeys.for_table(arn, [lease.key for lease in leases])
+        trimmed: set[str] = set()
+        for lease in leases:
+            name = keys.name_of(lease.key)
+            if name in shards and await _trimmed_after(streams, arn, name, lease.checkpoint):
+                trimmed.add(name)
         return judge_takeover(
             shards=shards,
             leases=leases,
@@ -47,14 +48,17 @@ async def check_takeover(config: BridgeConfig) -> TakeoverReport:
             trimmed=trimmed,
             live_owners=await _live_owners(dynamodb, config.lock_table),
             initial=config.source.initial_position,
+            keys=keys,
         )
 
 
-async def _trimmed_after(streams: StreamsClient, arn: str, lease: Lease) -> bool:
-    if not is_sequence_number(lease.checkpoint):
+async def _trimmed_after(
+    streams: StreamsClient, arn: str, shard_id: str, checkpoint: str | None
+) -> bool:
+    if not is_sequence_number(checkpoint):
         return False
     try:
-        await streams.get_shard_iterator(arn, lease.key, "AFTER_SEQUENCE_NUMBER", lease.checkpoint)
+        await streams.get_shard_iterator(arn, shard_id, "AFTER_SEQUENCE_NUMBER", checkpoint)
     except (TrimmedDataError, StreamNotFoundError):
         return True
     return False

@@ -13,6 +13,7 @@ snapshot segment's lease). Pure: the strings only.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 _ARN = re.compile(
@@ -84,3 +85,32 @@ def stream_of_identifier(identifier: str) -> StreamId | None:
         return None
     region, _, table, label = parts
     return StreamId(account, region, table, label)
+
+
+@dataclass(frozen=True)
+class StreamKeys:
+    """How the leases of one stream are keyed in an application's lease table: by shard id,
+    or (``keyed``) by KCL's multi-stream key. A lease's *name* is its shard id (or snapshot
+    segment), what the Streams API and the processors are told; its key is what the lease
+    table holds. Parent and child links hold names, as KCL's multi-stream leases do."""
+
+    stream: StreamId
+    keyed: bool = False
+
+    def key(self, name: str) -> str:
+        return self.stream.key(name) if self.keyed else name
+
+    def name_of(self, key: str) -> str | None:
+        """The name of a lease of this stream; None for another stream's lease."""
+        parts = split_key(key)
+        if self.keyed:
+            return parts.name if parts.stream == self.stream.identifier else None
+        return parts.name if parts.stream is None else None
+
+    @classmethod
+    def for_table(cls, stream_arn: str, keys: Iterable[str]) -> StreamKeys:
+        """Keyed as the lease table already keys this stream's leases: by KCL's multi-stream
+        keys if any lease there has one for this stream, else by shard id."""
+        stream = StreamId.of_arn(stream_arn)
+        keyed = any(split_key(key).stream == stream.identifier for key in keys)
+        return cls(stream, keyed)

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bridge.core.lease_keys import split_key
 from bridge.core.leasing import Lease
 
 SEGMENT_PREFIX = "bridge-snapshot"
@@ -48,8 +49,8 @@ class Segment:
 
 
 def segment_of(key: str) -> Segment | None:
-    """The segment a lease key names; None for a shard's lease."""
-    match = _SEGMENT_KEY.fullmatch(key)
+    """The segment a lease key (or name) names; None for a shard's lease."""
+    match = _SEGMENT_KEY.fullmatch(split_key(key).name)
     if match is None:
         return None
     cutoff, index, total = (int(group) for group in match.groups())

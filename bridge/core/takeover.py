@@ -10,10 +10,10 @@ stream before it was finished), and every checkpoint is one bridge can resume fr
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from bridge.core.lease_keys import split_key
+from bridge.core.lease_keys import StreamKeys, split_key
 from bridge.core.leasing import Lease
 from bridge.core.positions import (
     LATEST,
@@ -76,6 +76,7 @@ def judge_takeover(
     trimmed: Set[str],
     live_owners: Set[str],
     initial: InitialPosition,
+    keys: StreamKeys | None = None,
 ) -> TakeoverReport:
     """``other_rows``: (key, what it is) of rows that are not leases; ``trimmed``: lease keys
     whose checkpoint retention has passed; ``live_owners``: bridge workers with a heartbeat
@@ -83,18 +84,19 @@ def judge_takeover(
     findings = [Finding(key, Verdict.IGNORE, f"not a lease ({what})") for key, what in other_rows]
     leased: dict[str, Lease] = {}
     for lease in leases:
-        parts = split_key(lease.key)
-        if parts.stream is not None:
-            findings.append(
-                Finding(
-                    lease.key,
-                    Verdict.UNKNOWN,
-                    "a KCL multi-stream key: this bridge reads single-stream lease tables",
-                )
-            )
+        name = split_key(lease.key).name if keys is None else keys.name_of(lease.key)
+        if name is None or (keys is None and split_key(lease.key).stream is not None):
+            findings.append(Finding(lease.key, Verdict.IGNORE, "another stream's lease"))
             continue
-        leased[lease.key] = lease
-        findings.append(_judge_lease(lease, shards, leased, trimmed, live_owners))
+        named = replace(
+            lease,
+            key=name,
+            parents=frozenset(split_key(p).name for p in lease.parents),
+            children=frozenset(split_key(c).name for c in lease.children),
+        )
+        leased[name] = named
+        finding = _judge_lease(named, shards, trimmed, live_owners)
+        findings.append(replace(finding, key=lease.key))
     superseded = ancestors_of_leased(shards, leased)
     plan = plan_sync(shards, leased, initial)
     for key, _ in plan.create:
@@ -112,7 +114,6 @@ def judge_takeover(
 def _judge_lease(
     lease: Lease,
     shards: Mapping[str, StreamShard],
-    leases: Mapping[str, Lease],
     trimmed: Set[str],
     live_owners: Set[str],
 ) -> Finding:

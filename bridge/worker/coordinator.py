@@ -20,6 +20,7 @@ import structlog
 
 from bridge.config import BridgeConfig
 from bridge.core.backoff import Backoff
+from bridge.core.lease_keys import StreamKeys
 from bridge.core.leasing import ExpiryTracker, Lease, continuation_of, plan_take
 from bridge.core.lineage import parents_exhausted
 from bridge.core.snapshot_plan import SnapshotRequest
@@ -32,7 +33,12 @@ from bridge.worker.launcher import ConsumerLauncher
 from bridge.worker.lease_holder import LeaseHolder
 from bridge.worker.lease_table_retry import checkpoint_backoff, renewal_backoff, retry_passing
 from bridge.worker.membership import Membership
-from bridge.worker.shard_syncer import ShardSyncer, lease_child_shards
+from bridge.worker.shard_syncer import (
+    ShardSyncer,
+    checkpoints_by_name,
+    key_of,
+    lease_child_shards,
+)
 from bridge.worker.snapshot_pauses import SnapshotPauses
 from bridge.worker.tenures import Tenure, Tenures
 
@@ -80,6 +86,8 @@ class LeaseCoordinator:
         self.tracker = ExpiryTracker()
         self.lease_duration = config.coordination.lease_duration.total_seconds()
         self.stream_arn = ""
+        self.keys: StreamKeys | None = None
+        """How the stream's leases are keyed (set with ``stream_arn``); None: by shard id."""
         self.sync_requested = asyncio.Event()
         self.last_take_ok: float | None = None
         """When a take cycle last read the lease table: readiness needs the table in reach."""
@@ -93,6 +101,7 @@ class LeaseCoordinator:
             poll_interval=config.coordination.take_interval.total_seconds(),
             stopping=stopping,
             log=self._log,
+            ours=self.ours,
         )
 
     # -- renewals ----------------------------------------------------------------------------
@@ -159,7 +168,7 @@ class LeaseCoordinator:
     async def take_cycle(self) -> None:
         # The leases before the heartbeat rows: a leaving worker removes its row before it
         # releases its leases, so a lease seen released comes with its old owner seen gone.
-        leases = await self.store.list_leases()
+        leases = self.ours(await self.store.list_leases())
         now = self.clock()
         self.tracker.observe(leases, now)
         await self.pauses.follow(leases)
@@ -179,7 +188,7 @@ class LeaseCoordinator:
             await self._take(lease, stolen=False)
         for lease in plan.steal:
             await self._take(lease, stolen=True)
-        self._start_ready_consumers({lease.key: lease.checkpoint for lease in leases})
+        self._start_ready_consumers(checkpoints_by_name(leases, self.keys))
         self.tenures.update_gauges()
         expiries = (
             self.tracker.next_expiry(now, self.lease_duration, besides=self.worker_id),
@@ -187,6 +196,17 @@ class LeaseCoordinator:
         )
         self._next_expiry = min((due for due in expiries if due is not None), default=None)
         self.last_take_ok = self.clock()
+
+    def _name(self, key: str) -> str:
+        return key if self.keys is None else self.keys.name_of(key) or key
+
+    def ours(self, leases: list[Lease]) -> list[Lease]:
+        """The leases of our stream: another stream's (a KCL multi-stream table) are left
+        alone."""
+        keys = self.keys
+        if keys is None:
+            return leases
+        return [lease for lease in leases if keys.name_of(lease.key) is not None]
 
     def _take_due(self) -> float:
         """Seconds until the next take cycle should run: at once after the next expiry (a
@@ -286,14 +306,16 @@ class LeaseCoordinator:
         still_ours = tenure.holder.is_valid if tenure is not None else (lambda: False)
         leased = await self._retry_while(
             "lease child shards",
-            lambda: lease_child_shards(self.reader, self.store, self.stream_arn, key),
+            lambda: lease_child_shards(
+                self.reader, self.store, self.stream_arn, self._name(key), self.keys
+            ),
             still_ours,
         )
         if leased is None:
             self._log.warning("could not lease child shards; the leader will", parent=key)
             self.sync_requested.set()
             return
-        child = continuation_of(key, leased.children)
+        child = continuation_of(key, [key_of(self.keys, name) for name in leased.children])
         if child is None:
             return
 
@@ -332,6 +354,7 @@ class LeaseCoordinator:
             self.stream_arn,
             initial=self.config.source.initial_position,
             snapshot=self.snapshot,
+            keys=self.keys,
         )
         interval = self.config.coordination.shard_sync_interval.total_seconds()
         min_gap = min(interval, 1.0)

@@ -6,12 +6,15 @@ or 100 workers; what it changes is decided by ``bridge.core.sync_plan``.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 
 import structlog
 
+from bridge.core.lease_keys import StreamKeys
+from bridge.core.leasing import Lease
 from bridge.core.positions import LATEST, TRIM_HORIZON, InitialPosition
 from bridge.core.snapshot_plan import SnapshotRequest
 from bridge.core.sync_plan import plan_sync
@@ -37,11 +40,14 @@ class ShardSyncer:
         *,
         initial: InitialPosition,
         snapshot: SnapshotRequest | None = None,
+        keys: StreamKeys | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.reader = reader
         self.store = store
         self.stream_arn = stream_arn
+        self.keys = keys
+        """How this stream's leases are keyed; None: by shard id."""
         self.initial = initial
         self.snapshot = snapshot
         """Asked for: a new application scans the table first (``core.snapshot_plan``)."""
@@ -50,26 +56,27 @@ class ShardSyncer:
     async def sync(self) -> SyncResult:
         description = await self.reader.describe_stream(self.stream_arn)
         shards = {shard.shard_id: shard for shard in description.shards}
-        leases = {lease.key: lease for lease in await self.store.list_leases()}
+        leases = named_leases(await self.store.list_leases(), self.keys)
         now_ms = round(self.wall_clock() * 1000)
         plan = plan_sync(shards, leases, self.initial, snapshot=self.snapshot, now_ms=now_ms)
         result = SyncResult(shards=len(shards))
+        key = functools.partial(key_of, self.keys)
         for shard_id, parents in plan.create:
             checkpoint = LATEST if self.initial == "latest" and not parents else TRIM_HORIZON
-            if await self.store.create_lease(shard_id, parents, checkpoint):
+            if await self.store.create_lease(key(shard_id), parents, checkpoint):
                 result.created.append(shard_id)
         for parent, children in plan.add_children:
-            await self.store.add_children(parent, children)
-        for key, parents in plan.add_parents:
-            await self.store.add_parents(key, parents)
+            await self.store.add_children(key(parent), children)
+        for name, parents in plan.add_parents:
+            await self.store.add_parents(key(name), parents)
         if plan.add_parents:
             log.warning(
                 "fresh snapshot of the table: every shard waits for it",
                 shards=len(plan.add_parents),
             )
-        for key in plan.delete:
-            await self.store.delete(key)
-            result.deleted.append(key)
+        for name in plan.delete:
+            await self.store.delete(key(name))
+            result.deleted.append(name)
         if result.created or result.deleted:
             log.info(
                 "shards synced",
@@ -90,8 +97,46 @@ class ChildLeases:
     """The children whose lease this call created (the others existed already)."""
 
 
+def key_of(keys: StreamKeys | None, name: str) -> str:
+    """The lease key of a shard or segment of the stream; its name when keyed by shard id."""
+    return name if keys is None else keys.key(name)
+
+
+def checkpoints_by_name(leases: Iterable[Lease], keys: StreamKeys | None) -> dict[str, str | None]:
+    """Each lease's checkpoint, by key and by name: parent links hold names."""
+    checkpoints: dict[str, str | None] = {}
+    for lease in leases:
+        checkpoints[lease.key] = lease.checkpoint
+        name = None if keys is None else keys.name_of(lease.key)
+        if name is not None:
+            checkpoints[name] = lease.checkpoint
+    return checkpoints
+
+
+def named_leases(leases: Iterable[Lease], keys: StreamKeys | None) -> dict[str, Lease]:
+    """The leases of one stream by name (shard id or segment), as the pure plans take them;
+    their parent and child links by name too, whichever way they were written."""
+    if keys is None:
+        return {lease.key: lease for lease in leases}
+    named: dict[str, Lease] = {}
+    for lease in leases:
+        name = keys.name_of(lease.key)
+        if name is not None:
+            named[name] = replace(
+                lease,
+                key=name,
+                parents=frozenset(keys.name_of(p) or p for p in lease.parents),
+                children=frozenset(keys.name_of(c) or c for c in lease.children),
+            )
+    return named
+
+
 async def lease_child_shards(
-    reader: StreamReader, store: LeaseStore, stream_arn: str, parent: str
+    reader: StreamReader,
+    store: LeaseStore,
+    stream_arn: str,
+    parent: str,
+    keys: StreamKeys | None = None,
 ) -> ChildLeases:
     """Leases for the children of a shard that just ended, by whichever worker read it.
 
@@ -99,10 +144,13 @@ async def lease_child_shards(
     default); one filtered DescribeStream per shard end keeps handoff quick, and its cost
     grows with shard ends, not with the number of workers.
     """
+    key = functools.partial(key_of, keys)
     children = sorted(shard.shard_id for shard in await reader.child_shards(stream_arn, parent))
-    created = [child for child in children if await store.create_lease(child, frozenset([parent]))]
+    created = [
+        child for child in children if await store.create_lease(key(child), frozenset([parent]))
+    ]
     if children:
-        await store.add_children(parent, frozenset(children))
+        await store.add_children(key(parent), frozenset(children))
     if created:
         log.info("child shards leased", parent=parent, created=created)
     return ChildLeases(children, created)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from structlog.typing import FilteringBoundLogger
 
 from bridge.config import BridgeConfig
+from bridge.core.lease_keys import split_key
 from bridge.core.leasing import Lease
 from bridge.core.snapshot_plan import SnapshotRequest, cutoff_of, pending_segments, still_read
 from bridge.errors import LeaseLostError
@@ -49,13 +51,16 @@ class SnapshotPauses:
     """How often a scan waiting for readers to pause looks at the lease table again."""
     stopping: asyncio.Event
     log: FilteringBoundLogger
+    ours: Callable[[list[Lease]], list[Lease]] = lambda leases: leases
+    """The leases of this application's stream, of all those in the table."""
 
     async def follow(self, leases: list[Lease]) -> None:
         """Our leases as the take cycle listed them: segments added as parents are adopted
         (the reader of the shard then pauses), and a lease read by no one says it paused."""
         listed = {lease.key: lease for lease in leases}
-        pending = pending_segments(leases)
-        cutoff = cutoff_of(pending)
+        pending_keys = pending_segments(leases)
+        cutoff = cutoff_of(pending_keys)
+        pending = frozenset(split_key(key).name for key in pending_keys)  # parents hold names
         for key, tenure in list(self.tenures.items()):
             row = listed.get(key)
             holder = tenure.holder
@@ -72,7 +77,7 @@ class SnapshotPauses:
         snapshot of ``cutoff_ms``, or the worker is stopping."""
         told = False
         while not self.stopping.is_set():
-            leases = await self.store.list_leases()
+            leases = self.ours(await self.store.list_leases())
             reading = still_read(leases, cutoff_ms, await self.membership.live_workers())
             if reading is None:
                 return

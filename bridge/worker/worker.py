@@ -18,6 +18,7 @@ from collections.abc import Callable
 import structlog
 
 from bridge.config import BridgeConfig
+from bridge.core.lease_keys import StreamKeys
 from bridge.core.readiness import WorkerReading
 from bridge.errors import WorkerFailedError
 from bridge.leases.store import LeaseStore
@@ -121,6 +122,9 @@ class Worker:
         """Run until stopped; raises ``WorkerFailedError`` after a fatal error (leases released)."""
         self.coordinator.stream_arn = self.launcher.stream_arn = stream_arn
         await self.store.ensure_table()
+        leases = await self.store.list_leases()
+        keys = StreamKeys.for_table(stream_arn, [lease.key for lease in leases])
+        self.coordinator.keys = self.launcher.keys = keys
         await self.membership.start()
         try:
             await self.factory.open()

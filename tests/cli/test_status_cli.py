@@ -77,7 +77,7 @@ async def test_status_shows_each_lease_with_owner_checkpoint_and_state(
         "shard": "child",
         "owner": None,
         "counter": 0,
-        "checkpoint": None,
+        "checkpoint": "TRIM_HORIZON",  # as created, as KCL creates its leases
         "parents": ["parent"],
         "state": "initializing",
         "lag_ms": None,

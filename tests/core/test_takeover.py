@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from bridge.core import sync_plan
+from bridge.core.lease_keys import StreamId, StreamKeys
 from bridge.core.leasing import Lease
 from bridge.core.takeover import TakeoverReport, Verdict, judge_takeover
 
@@ -75,7 +76,6 @@ def test_without_the_lineage_rule_the_deleted_parents_would_be_read_again(
         (Lease("gone", checkpoint="40"), {}, Verdict.LOSE),
         (Lease("gone", checkpoint="SHARD_END"), {}, Verdict.DONE),
         (Lease("c2", checkpoint="TRIM_HORIZON"), {}, Verdict.START),
-        (Lease("a:eu-west-1$a$t$l:1:shardId-1", checkpoint="40"), {}, Verdict.UNKNOWN),
     ],
 )
 def test_what_makes_a_takeover_unsafe(
@@ -89,3 +89,26 @@ def test_what_makes_a_takeover_unsafe(
 def test_rows_that_are_not_leases_are_listed_and_left_alone() -> None:
     report = judge([], other_rows=[("Leader", "entityType LEADER")])
     assert verdicts(report)["Leader"] is Verdict.IGNORE and report.safe
+
+
+def test_multi_stream_keys_of_the_apps_stream_are_taken_over_and_others_left_alone() -> None:
+    stream = StreamId("123456789012", "eu-west-1", "orders", "2026-01-02T03:04:05.678")
+    other = StreamId("123456789012", "eu-west-1", "users", "2026-01-02T03:04:05.678")
+    shards = {
+        "shardId-p": Shard("shardId-p", None, True),
+        "shardId-c": Shard("shardId-c", "shardId-p", False),
+    }
+    report = judge(
+        [
+            Lease(stream.key("shardId-c"), checkpoint="40", parents=frozenset({"shardId-p"})),
+            Lease(other.key("shardId-c"), checkpoint="99"),
+        ],
+        shards=shards,
+        keys=StreamKeys(stream, keyed=True),
+    )
+    assert verdicts(report) == {
+        stream.key("shardId-c"): Verdict.RESUME,
+        other.key("shardId-c"): Verdict.IGNORE,
+        "shardId-p": Verdict.SKIP,
+    }
+    assert report.safe

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.core.lease_keys import StreamId
+
 KCL_OWNER = "kcl-host-1"
 
 NOT_LEASES: list[dict[str, Any]] = [
@@ -85,11 +87,14 @@ def read_stream(streams: Any, arn: str) -> StreamShape:
     )
 
 
-def lease_row(shard: str, checkpoint: str, parent: str | None) -> dict[str, Any]:
+def lease_row(
+    shard: str, checkpoint: str, parent: str | None, stream: StreamId | None = None
+) -> dict[str, Any]:
     """A lease as the adapter leaves it: owner and counter of a KCL worker, its
-    checkpointOwner and a stale pending checkpoint, which only KCL reads."""
+    checkpointOwner and a stale pending checkpoint, which only KCL reads. With ``stream``,
+    as KCL's multi-stream mode keys it, with its ``streamName`` and ``shardId``."""
     row: dict[str, Any] = {
-        "leaseKey": {"S": shard},
+        "leaseKey": {"S": shard if stream is None else stream.key(shard)},
         "leaseOwner": {"S": KCL_OWNER},
         "leaseCounter": {"N": "41"},
         "checkpoint": {"S": checkpoint},
@@ -101,6 +106,9 @@ def lease_row(shard: str, checkpoint: str, parent: str | None) -> dict[str, Any]
     }
     if parent:
         row["parentShardId"] = {"SS": [parent]}
+    if stream is not None:
+        row["streamName"] = {"S": stream.identifier}
+        row["shardId"] = {"S": shard}
     return row
 
 
@@ -121,6 +129,7 @@ def write_kcl_table(
     *,
     delete_finished_parents: bool,
     other_rows: bool,
+    stream: StreamId | None = None,
 ) -> None:
     """The lease table: ``delete_finished_parents`` as the adapter does by default (a parent's
     lease goes once its children have checkpoints; the stream keeps listing the parent)."""
@@ -133,7 +142,8 @@ def write_kcl_table(
     for shard, checkpoint in checkpoints.items():
         if delete_finished_parents and checkpoint == "SHARD_END":
             continue
-        ddb.put_item(TableName=table, Item=lease_row(shard, checkpoint, shape.parents[shard]))
+        row = lease_row(shard, checkpoint, shape.parents[shard], stream)
+        ddb.put_item(TableName=table, Item=row)
     for row in NOT_LEASES if other_rows else []:
         ddb.put_item(TableName=table, Item=row)
 
@@ -151,3 +161,9 @@ def processed_by_kcl(shape: StreamShape, checkpoints: dict[str, str]) -> set[str
             ):
                 done.add(record.seq)
     return done
+
+
+def other_stream_lease(stream: StreamId) -> dict[str, Any]:
+    """A lease of another table's stream in the same multi-stream table."""
+    other = StreamId(stream.account, stream.region, "another-table", stream.label)
+    return lease_row("shardId-00000001700000000000-0000beef", "4000000001", None, other)

@@ -8,6 +8,8 @@ missing, and no item gets an older version after a newer one.
   metrics): passed over, left as they are.
 - ``D``: B, with finished parents' leases deleted as the adapter does once their children have
   checkpoints, while the stream still lists the parents: they are not read again.
+- ``C``: D's table keyed as KCL's multi-stream mode keys it, with a lease of another table's
+  stream beside it: bridge keys the leases it creates the same way and leaves the other alone.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ import boto3
 import pytest
 import yaml
 
+from bridge.core.lease_keys import StreamId
 from bridge.local.endpoint import LocalEndpoint
 from tests.kcl.kcl_tables import (
     NOT_LEASES,
     kcl_checkpoints,
+    other_stream_lease,
     processed_by_kcl,
     read_stream,
     write_kcl_table,
@@ -86,6 +90,7 @@ def kcl_check(config: Path) -> subprocess.CompletedProcess[str]:
         pytest.param("A", marks=pytest.mark.slow),
         pytest.param("B", marks=pytest.mark.slow),
         "D",  # B's rows too: the quick tier's case
+        pytest.param("C", marks=pytest.mark.slow),  # D's table, with multi-stream keys
     ],
 )
 async def test_a_kcl_lease_table_is_taken_over_without_replay_or_loss(
@@ -100,21 +105,25 @@ async def test_a_kcl_lease_table_is_taken_over_without_replay_or_loss(
     assert shape.closed and any(shape.parents[s] in shape.closed for s in shape.parents)
     checkpoints = kcl_checkpoints(shape)
     lease_table = f"kcl-app-{uuid.uuid4().hex[:6]}"
+    stream = StreamId.of_arn(arn) if case == "C" else None
     write_kcl_table(
         ddb,
         lease_table,
         shape,
         checkpoints,
-        delete_finished_parents=case == "D",
+        delete_finished_parents=case in ("C", "D"),
         other_rows=case != "A",
+        stream=stream,
     )
+    if stream is not None:
+        ddb.put_item(TableName=lease_table, Item=other_stream_lease(stream))
     done = processed_by_kcl(shape, checkpoints)
     config = bridge_config(tmp_path, local.endpoint_url, table, lease_table)
 
     check = await asyncio.to_thread(kcl_check, config)
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.strip().endswith(": safe")
-    if case == "D":  # the parents the adapter deleted are skipped, not read again
+    if case in ("C", "D"):  # the parents the adapter deleted are skipped, not read again
         skipped = {line.split()[1].rstrip(":") for line in check.stdout.splitlines()}
         assert shape.closed <= skipped
 
@@ -144,6 +153,15 @@ async def test_a_kcl_lease_table_is_taken_over_without_replay_or_loss(
         assert versions == sorted(versions), f"{key} went back to an older version"
 
     rows = ddb.scan(TableName=lease_table, ConsistentRead=True)["Items"]
+    if stream is not None:  # the other stream's lease is left exactly as it was
+        other = other_stream_lease(stream)
+        assert [row for row in rows if row["leaseKey"] == other["leaseKey"]] == [other]
+        rows = [row for row in rows if row["leaseKey"] != other["leaseKey"]]
+        assert all(
+            row["leaseKey"]["S"].startswith(stream.identifier)
+            for row in rows
+            if "entityType" not in row
+        )
     leases = [row for row in rows if "entityType" not in row]
     taken = [row for row in leases if row["checkpoint"]["S"] != "SHARD_END" or "bridgeLagMs" in row]
     assert taken and all(not KCL_ONLY & set(row) for row in taken)
