@@ -15,12 +15,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 _ARN = re.compile(
     r"arn:(?P<partition>[^:]+):dynamodb:(?P<region>[^:]+):(?P<account>[^:]+):"
     r"table/(?P<table>[^/]+)/stream/(?P<label>.+)"
 )
 _ENTITY = re.compile(r":(?=(?:shardId-|bridge-snapshot-))")
+
+
+class _Keyed(Protocol):
+    @property
+    def key(self) -> str: ...
+
+
+L = TypeVar("L", bound=_Keyed)
+
 _EPOCH = "1"
 """KCL's stream creation epoch in the identifier; the adapter writes 1."""
 
@@ -92,25 +102,44 @@ class StreamKeys:
     """How the leases of one stream are keyed in an application's lease table: by shard id,
     or (``keyed``) by KCL's multi-stream key. A lease's *name* is its shard id (or snapshot
     segment), what the Streams API and the processors are told; its key is what the lease
-    table holds. Parent and child links hold names, as KCL's multi-stream leases do."""
+    table holds. Parent and child links hold names, as KCL's multi-stream leases do. With no
+    ``stream`` (a stream whose ARN is not known here), every key is a name."""
 
-    stream: StreamId
+    stream: StreamId | None = None
     keyed: bool = False
 
     def key(self, name: str) -> str:
-        return self.stream.key(name) if self.keyed else name
+        return self.stream.key(name) if self.keyed and self.stream is not None else name
 
     def name_of(self, key: str) -> str | None:
         """The name of a lease of this stream; None for another stream's lease."""
+        if self.stream is None:
+            return key
         parts = split_key(key)
         if self.keyed:
             return parts.name if parts.stream == self.stream.identifier else None
         return parts.name if parts.stream is None else None
 
+    def parent_keys(self, parents: Iterable[str]) -> frozenset[str]:
+        """The lease keys of parent links, whether a link holds a name or (as some KCL
+        versions wrote them) a key."""
+        return frozenset(self.key(self.name_of(parent) or parent) for parent in parents)
+
+    def ours(self, leases: Iterable[L]) -> list[L]:
+        """The leases of this stream, of all those in the table."""
+        return [lease for lease in leases if self.name_of(lease.key) is not None]
+
     @classmethod
     def for_table(cls, stream_arn: str, keys: Iterable[str]) -> StreamKeys:
         """Keyed as the lease table already keys this stream's leases: by KCL's multi-stream
         keys if any lease there has one for this stream, else by shard id."""
-        stream = StreamId.of_arn(stream_arn)
+        try:
+            stream = StreamId.of_arn(stream_arn)
+        except ValueError:
+            return cls()
         keyed = any(split_key(key).stream == stream.identifier for key in keys)
         return cls(stream, keyed)
+
+
+BY_SHARD_ID = StreamKeys()
+"""Every key a name: a stream whose leases are keyed by shard id, as far as anyone here knows."""

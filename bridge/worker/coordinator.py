@@ -20,7 +20,7 @@ import structlog
 
 from bridge.config import BridgeConfig
 from bridge.core.backoff import Backoff
-from bridge.core.lease_keys import StreamKeys
+from bridge.core.lease_keys import BY_SHARD_ID
 from bridge.core.leasing import ExpiryTracker, Lease, continuation_of, plan_take
 from bridge.core.lineage import parents_exhausted
 from bridge.core.snapshot_plan import SnapshotRequest
@@ -35,8 +35,6 @@ from bridge.worker.lease_table_retry import checkpoint_backoff, renewal_backoff,
 from bridge.worker.membership import Membership
 from bridge.worker.shard_syncer import (
     ShardSyncer,
-    checkpoints_by_name,
-    key_of,
     lease_child_shards,
 )
 from bridge.worker.snapshot_pauses import SnapshotPauses
@@ -86,8 +84,8 @@ class LeaseCoordinator:
         self.tracker = ExpiryTracker()
         self.lease_duration = config.coordination.lease_duration.total_seconds()
         self.stream_arn = ""
-        self.keys: StreamKeys | None = None
-        """How the stream's leases are keyed (set with ``stream_arn``); None: by shard id."""
+        self.keys = BY_SHARD_ID
+        """How the stream's leases are keyed (set with ``stream_arn``)."""
         self.sync_requested = asyncio.Event()
         self.last_take_ok: float | None = None
         """When a take cycle last read the lease table: readiness needs the table in reach."""
@@ -101,7 +99,8 @@ class LeaseCoordinator:
             poll_interval=config.coordination.take_interval.total_seconds(),
             stopping=stopping,
             log=self._log,
-            ours=self.ours,
+            # self.keys is set when the worker runs: looked up at each call.
+            ours=lambda leases: self.keys.ours(leases),  # noqa: PLW0108
         )
 
     # -- renewals ----------------------------------------------------------------------------
@@ -168,7 +167,7 @@ class LeaseCoordinator:
     async def take_cycle(self) -> None:
         # The leases before the heartbeat rows: a leaving worker removes its row before it
         # releases its leases, so a lease seen released comes with its old owner seen gone.
-        leases = self.ours(await self.store.list_leases())
+        leases = self.keys.ours(await self.store.list_leases())
         now = self.clock()
         self.tracker.observe(leases, now)
         await self.pauses.follow(leases)
@@ -188,7 +187,7 @@ class LeaseCoordinator:
             await self._take(lease, stolen=False)
         for lease in plan.steal:
             await self._take(lease, stolen=True)
-        self._start_ready_consumers(checkpoints_by_name(leases, self.keys))
+        self._start_ready_consumers({lease.key: lease.checkpoint for lease in leases})
         self.tenures.update_gauges()
         expiries = (
             self.tracker.next_expiry(now, self.lease_duration, besides=self.worker_id),
@@ -196,17 +195,6 @@ class LeaseCoordinator:
         )
         self._next_expiry = min((due for due in expiries if due is not None), default=None)
         self.last_take_ok = self.clock()
-
-    def _name(self, key: str) -> str:
-        return key if self.keys is None else self.keys.name_of(key) or key
-
-    def ours(self, leases: list[Lease]) -> list[Lease]:
-        """The leases of our stream: another stream's (a KCL multi-stream table) are left
-        alone."""
-        keys = self.keys
-        if keys is None:
-            return leases
-        return [lease for lease in leases if keys.name_of(lease.key) is not None]
 
     def _take_due(self) -> float:
         """Seconds until the next take cycle should run: at once after the next expiry (a
@@ -247,7 +235,8 @@ class LeaseCoordinator:
 
     def _start_ready_consumers(self, checkpoints: Mapping[str, str | None]) -> None:
         for key, tenure in list(self.tenures.items()):
-            if tenure.startable and parents_exhausted(tenure.holder.lease.parents, checkpoints):
+            parents = self.keys.parent_keys(tenure.holder.lease.parents)
+            if tenure.startable and parents_exhausted(parents, checkpoints):
                 self._launch(key, tenure)
 
     def _launch(self, key: str, tenure: Tenure) -> None:
@@ -281,7 +270,7 @@ class LeaseCoordinator:
             # The child this worker took at the parent's end starts now, not at the next take
             # cycle: its only parent is done (a child of several waits for that cycle).
             for child, held in list(self.tenures.items()):
-                if held.startable and held.holder.lease.parents == {key}:
+                if held.startable and self.keys.parent_keys(held.holder.lease.parents) == {key}:
                     self._launch(child, held)
         elif reason is EndReason.LEASE_LOST:
             self.tenures.drop(key)
@@ -307,7 +296,7 @@ class LeaseCoordinator:
         leased = await self._retry_while(
             "lease child shards",
             lambda: lease_child_shards(
-                self.reader, self.store, self.stream_arn, self._name(key), self.keys
+                self.reader, self.store, self.stream_arn, self.keys.name_of(key) or key, self.keys
             ),
             still_ours,
         )
@@ -315,7 +304,7 @@ class LeaseCoordinator:
             self._log.warning("could not lease child shards; the leader will", parent=key)
             self.sync_requested.set()
             return
-        child = continuation_of(key, [key_of(self.keys, name) for name in leased.children])
+        child = continuation_of(key, [self.keys.key(name) for name in leased.children])
         if child is None:
             return
 

@@ -19,7 +19,7 @@ import aioboto3
 from bridge.aws import client_kwargs
 from bridge.config import BridgeConfig
 from bridge.core.backoff import Backoff
-from bridge.core.lease_keys import StreamKeys
+from bridge.core.lease_keys import BY_SHARD_ID
 from bridge.core.snapshot_plan import cutoff_of, segment_of
 from bridge.metrics import Metrics
 from bridge.processors.api import EndReason, ProcessorFactory, ShardContext
@@ -54,7 +54,7 @@ class ConsumerLauncher:
         self.clock = clock
         self.rng = rng
         self.stream_arn = ""
-        self.keys: StreamKeys | None = None
+        self.keys = BY_SHARD_ID
         processor = config.processor
         self.policy = DeliveryPolicy(
             max_attempts=processor.max_attempts,
@@ -95,7 +95,7 @@ class ConsumerLauncher:
         holder = tenure.holder
         key = holder.key
         # The processors and the Streams API are told the shard's id, not its lease key.
-        name = key if self.keys is None else self.keys.name_of(key) or key
+        name = self.keys.name_of(key) or key
         context = ShardContext(
             shard_id=name,
             table=self.config.source.table,

@@ -6,14 +6,13 @@ or 100 workers; what it changes is decided by ``bridge.core.sync_plan``.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 import structlog
 
-from bridge.core.lease_keys import StreamKeys
+from bridge.core.lease_keys import BY_SHARD_ID, StreamKeys
 from bridge.core.leasing import Lease
 from bridge.core.positions import LATEST, TRIM_HORIZON, InitialPosition
 from bridge.core.snapshot_plan import SnapshotRequest
@@ -40,14 +39,14 @@ class ShardSyncer:
         *,
         initial: InitialPosition,
         snapshot: SnapshotRequest | None = None,
-        keys: StreamKeys | None = None,
+        keys: StreamKeys = BY_SHARD_ID,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.reader = reader
         self.store = store
         self.stream_arn = stream_arn
         self.keys = keys
-        """How this stream's leases are keyed; None: by shard id."""
+        """How this stream's leases are keyed."""
         self.initial = initial
         self.snapshot = snapshot
         """Asked for: a new application scans the table first (``core.snapshot_plan``)."""
@@ -60,7 +59,7 @@ class ShardSyncer:
         now_ms = round(self.wall_clock() * 1000)
         plan = plan_sync(shards, leases, self.initial, snapshot=self.snapshot, now_ms=now_ms)
         result = SyncResult(shards=len(shards))
-        key = functools.partial(key_of, self.keys)
+        key = self.keys.key
         for shard_id, parents in plan.create:
             checkpoint = LATEST if self.initial == "latest" and not parents else TRIM_HORIZON
             if await self.store.create_lease(key(shard_id), parents, checkpoint):
@@ -97,27 +96,9 @@ class ChildLeases:
     """The children whose lease this call created (the others existed already)."""
 
 
-def key_of(keys: StreamKeys | None, name: str) -> str:
-    """The lease key of a shard or segment of the stream; its name when keyed by shard id."""
-    return name if keys is None else keys.key(name)
-
-
-def checkpoints_by_name(leases: Iterable[Lease], keys: StreamKeys | None) -> dict[str, str | None]:
-    """Each lease's checkpoint, by key and by name: parent links hold names."""
-    checkpoints: dict[str, str | None] = {}
-    for lease in leases:
-        checkpoints[lease.key] = lease.checkpoint
-        name = None if keys is None else keys.name_of(lease.key)
-        if name is not None:
-            checkpoints[name] = lease.checkpoint
-    return checkpoints
-
-
-def named_leases(leases: Iterable[Lease], keys: StreamKeys | None) -> dict[str, Lease]:
+def named_leases(leases: Iterable[Lease], keys: StreamKeys) -> dict[str, Lease]:
     """The leases of one stream by name (shard id or segment), as the pure plans take them;
     their parent and child links by name too, whichever way they were written."""
-    if keys is None:
-        return {lease.key: lease for lease in leases}
     named: dict[str, Lease] = {}
     for lease in leases:
         name = keys.name_of(lease.key)
@@ -136,7 +117,7 @@ async def lease_child_shards(
     store: LeaseStore,
     stream_arn: str,
     parent: str,
-    keys: StreamKeys | None = None,
+    keys: StreamKeys = BY_SHARD_ID,
 ) -> ChildLeases:
     """Leases for the children of a shard that just ended, by whichever worker read it.
 
@@ -144,7 +125,7 @@ async def lease_child_shards(
     default); one filtered DescribeStream per shard end keeps handoff quick, and its cost
     grows with shard ends, not with the number of workers.
     """
-    key = functools.partial(key_of, keys)
+    key = keys.key
     children = sorted(shard.shard_id for shard in await reader.child_shards(stream_arn, parent))
     created = [
         child for child in children if await store.create_lease(key(child), frozenset([parent]))
