@@ -183,6 +183,7 @@ async def run_demo(
                 # Cancelled too (a stop request): the worker drains and hands its leases back.
                 runtime.worker.request_stop()
                 await worker
+            assert runtime.stream_arn is not None  # the demo reads one table
             description = await runtime.streams.describe_stream(runtime.stream_arn)
             metrics = runtime.worker.metrics
     stop = threading.Event()

@@ -32,7 +32,7 @@ async def check_takeover(config: BridgeConfig) -> TakeoverReport:
     ):
         rows = await DynamoLeaseStore(dynamodb, config.lease_table).rows()
         leases = [lease_of(row) for row in rows if is_lease(row)]
-        arn = config.source.stream_arn or await streams.latest_stream_arn(config.source.table)
+        arn = config.source.stream_arn or await streams.latest_stream_arn(config.source.name)
         description = await streams.describe_stream(arn)
         shards = {shard.shard_id: shard for shard in description.shards}
         keys = StreamKeys.for_table(arn, [lease.key for lease in leases])

@@ -15,9 +15,25 @@ _LABELS = ("app", "table")
 _ROUNDTRIP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
-class Metrics:
-    def __init__(self, app: str, table: str) -> None:
+class _Families:
+    """The metric families of one registry, each made once and bound per table."""
+
+    def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._made: dict[str, Any] = {}
+
+    def get(self, kind: type[Any], name: str, doc: str, **options: Any) -> Any:
+        family = self._made.get(name)
+        if family is None:
+            family = kind(name, doc, _LABELS, registry=self.registry, **options)
+            self._made[name] = family
+        return family
+
+
+class Metrics:
+    def __init__(self, app: str, table: str, *, _families: _Families | None = None) -> None:
+        self._families = _families or _Families()
+        self.registry = self._families.registry
         self._values = (app, table)
         g, c = self._gauge, self._counter
         self.shards_active = g("bridge_shards_active", "Shards this worker is reading now.")
@@ -45,19 +61,25 @@ class Metrics:
             "bridge_checkpoint_writes_total", "Checkpoints written to the lease table."
         )
         self.dead_letters = c("bridge_dead_letters_total", "Records sent to the dead-letter file.")
-        self.roundtrip = Histogram(
+        self.roundtrip = self._families.get(
+            Histogram,
             "bridge_roundtrip_seconds",
             "From the item's write-time attribute to processed.",
-            _LABELS,
             buckets=_ROUNDTRIP_BUCKETS,
-            registry=self.registry,
         ).labels(*self._values)
 
+    def of_table(self, table: str) -> Metrics:
+        """The same metrics, in the same registry, for the series of another source table
+        (an application reading several: ``source.tables``)."""
+        if table == self._values[1]:
+            return self
+        return Metrics(self._values[0], table, _families=self._families)
+
     def _counter(self, name: str, doc: str) -> Any:
-        return Counter(name, doc, _LABELS, registry=self.registry).labels(*self._values)
+        return self._families.get(Counter, name, doc).labels(*self._values)
 
     def _gauge(self, name: str, doc: str) -> Any:
-        return Gauge(name, doc, _LABELS, registry=self.registry).labels(*self._values)
+        return self._families.get(Gauge, name, doc).labels(*self._values)
 
     def value(self, name: str) -> float:
         """Current value of a series, for status output and tests."""

@@ -11,7 +11,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from bridge.config.durations import Duration
 from bridge.core.positions import InitialPosition
@@ -39,7 +48,10 @@ class BootstrapConfig(_Section):
 class SourceConfig(_Section):
     """Where the changes come from."""
 
-    table: str = Field(min_length=3, max_length=255)
+    tables: list[str] | None = Field(default=None, min_length=1)
+    """Instead of ``table``: several tables, by name or glob pattern (``orders-*``), read by one
+    application. Resolved at start and again every ``coordination.shard_sync_interval``."""
+    table: str | None = Field(default=None, min_length=3, max_length=255)
     """The DynamoDB table whose stream is read."""
     region: str = "us-east-1"
     endpoint_url: str | None = None
@@ -59,6 +71,33 @@ class SourceConfig(_Section):
     aws_access_key_id: SecretStr | None = None
     aws_secret_access_key: SecretStr | None = None
     """Static credentials; leave unset to use the usual AWS credential chain."""
+
+    @field_validator("table")
+    @classmethod
+    def _one_kind_of_table(cls, table: str | None, info: ValidationInfo) -> str | None:
+        tables = info.data.get("tables")
+        if table is None and tables is None:
+            raise PydanticCustomError("missing", "Field required")
+        if table is not None and tables is not None:
+            raise ValueError("give source.table (one table) or source.tables (several), not both")
+        return table
+
+    @model_validator(mode="after")
+    def _one_stream(self) -> SourceConfig:
+        if self.tables is not None and self.stream_arn is not None:
+            raise ValueError("source.stream_arn names one table's stream: use source.table")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The table of a single-table source."""
+        if self.table is None:
+            raise ValueError("source.tables names several tables; this needs one (source.table)")
+        return self.table
+
+    def for_table(self, table: str, stream_arn: str | None = None) -> SourceConfig:
+        """This source narrowed to one of its tables."""
+        return self.model_copy(update={"table": table, "tables": None, "stream_arn": stream_arn})
 
     @property
     def initial_position(self) -> InitialPosition:

@@ -76,6 +76,7 @@ class LeaseStore(Protocol):
     async def checkpoint(self, lease: Lease, checkpoint: str) -> Lease: ...
     async def release(self, lease: Lease) -> None: ...
     async def delete(self, key: str) -> None: ...
+    async def retire(self, lease: Lease) -> None: ...
 
 
 class DynamoLeaseStore:
@@ -270,6 +271,23 @@ class DynamoLeaseStore:
                 ConditionExpression="#c = :end",
                 ExpressionAttributeNames={"#c": CHECKPOINT},
                 ExpressionAttributeValues={":end": {"S": "SHARD_END"}},
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+        finally:
+            self.writes += 1
+
+    async def retire(self, lease: Lease) -> None:
+        """Delete the lease of a stream that no longer exists, finished or not, unless it
+        moved since it was read (a later sync looks again)."""
+        try:
+            await self.client.delete_item(
+                TableName=self.table,
+                Key={KEY: {"S": lease.key}},
+                ConditionExpression="#n = :n",
+                ExpressionAttributeNames={"#n": COUNTER},
+                ExpressionAttributeValues={":n": {"N": str(lease.counter)}},
             )
         except ClientError as exc:
             if _code(exc) != "ConditionalCheckFailedException":

@@ -108,6 +108,12 @@ class MemoryLeaseStore:
         if row is not None and row.checkpoint == SHARD_END:
             del self.rows[key]
 
+    async def retire(self, lease: Lease) -> None:
+        self._enter("retire")
+        row = self.rows.get(lease.key)
+        if row is not None and row.counter == lease.counter:
+            del self.rows[lease.key]
+
     def _row(self, key: str, missing: type[Exception]) -> Lease:
         row = self.rows.get(key)
         if row is None:

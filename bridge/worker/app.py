@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import time
@@ -36,7 +37,7 @@ from bridge.leases.store import DynamoLeaseStore
 from bridge.logs import default_worker_id
 from bridge.metrics import Metrics
 from bridge.processors.api import ProcessorFactory
-from bridge.processors.loader import load_factory
+from bridge.processors.loader import ProcessorLoadError, load_factory
 from bridge.processors.sqlite.snapshots import SqliteSnapshots
 from bridge.snapshots import BucketMissingError, ObjectStoreError, S3ObjectStore
 from bridge.streams.client import StreamsClient
@@ -47,6 +48,7 @@ from bridge.streams.errors import (
     from_exception,
 )
 from bridge.worker.membership import Membership
+from bridge.worker.table_sources import discover_tables
 from bridge.worker.worker import Worker
 
 log = structlog.get_logger("bridge.app")
@@ -102,7 +104,8 @@ class StartupError(Exception):
 class Runtime:
     worker: Worker
     streams: StreamsClient
-    stream_arn: str
+    stream_arn: str | None
+    """The stream of ``source.table``; None with ``source.tables``."""
 
 
 @contextlib.asynccontextmanager
@@ -111,33 +114,17 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Connect everything a worker needs; fails early (before taking leases) on bad settings."""
     worker_id = config.worker_id or default_worker_id()
-    factory = load_factory(
-        config.processor.kind,
-        config.processor.options,
-        table=config.source.table,
-        app=config.app,
-        worker_id=worker_id,
-        source=config.source,
-        start=config.source.start,
-        on_trimmed=config.source.on_trimmed,
-        ready_lag=config.ready_lag.total_seconds(),
-    )
+    make_factory = functools.partial(factory_maker, config, worker_id)
+    several = config.source.tables is not None
+    # With several tables, each gets its factory when first read: this one checks the options.
+    factory = make_factory(config.source.for_table(CHECK_TABLE) if several else config.source)
     start = StartupSteps(config.source, startup_timeout)
     async with contextlib.AsyncExitStack() as stack:
         streams = StreamsClient.for_source(config.source)
         await start.step("connecting", lambda: stack.enter_async_context(streams))
-        table = config.source.table
-        stream_arn = config.source.stream_arn
-        if not stream_arn:
-            stream_arn = await start.step(
-                f"reading table {table!r} (source.table)",
-                lambda: streams.latest_stream_arn(table),
-            )
-        await start.step(
-            f"listing the streams of table {table!r}",
-            lambda: streams.list_streams(table),
-            service="DynamoDB Streams",
-        )
+        stream_arn: str | None = None
+        if not several:
+            stream_arn = await _table_stream(config.source, streams, start)
         session = aioboto3.Session()
         # The lease table's client: its calls are retried by bridge, renewals first
         # (bridge.worker.lease_table_retry), so botocore's own sleeping retries are off.
@@ -167,14 +154,22 @@ async def open_runtime(
                 lease_duration=lease_duration,
             ),
         )
+        if several:
+            found = await start.step(
+                f"listing the tables matching {config.source.tables} (source.tables)",
+                lambda: discover_tables(dynamodb, config.source.tables or []),
+            )
+            log.info("tables found", tables=[table for table, _ in found])
         worker = Worker(
             config,
             worker_id=worker_id,
             reader=streams,
             store=store,
             factory=factory,
-            metrics=Metrics(config.app, config.source.table),
+            metrics=Metrics(config.app, config.source.table or "*"),
             membership=membership,
+            make_factory=make_factory,
+            dynamodb=dynamodb,
         )
         yield Runtime(worker=worker, streams=streams, stream_arn=stream_arn)
 
@@ -209,6 +204,52 @@ async def run_worker(config: BridgeConfig, *, startup_timeout: float = STARTUP_T
         finally:
             if health is not None:
                 await health.stop()
+
+
+CHECK_TABLE = "bridge-options-check"
+"""The table name the processor's options are checked with at the start of an application
+that reads several tables (its factories are made per table later)."""
+
+
+def factory_maker(config: BridgeConfig, worker_id: str, source: SourceConfig) -> ProcessorFactory:
+    """The processors' factory for one table of the application."""
+    options = dict(config.processor.options)
+    if config.source.tables is not None and config.processor.kind == "sqlite":
+        path = str(options.get("path", ""))
+        if "{table}" not in path:
+            raise ProcessorLoadError(
+                f"processor.options.path {path!r}: with source.tables each table needs its own "
+                "file; put {table} in the path (e.g. /data/{table}.db)"
+            )
+        options["path"] = path.replace("{table}", source.name)
+    return load_factory(
+        config.processor.kind,
+        options,
+        table=source.name,
+        app=config.app,
+        worker_id=worker_id,
+        source=source,
+        start=source.start,
+        on_trimmed=source.on_trimmed,
+        ready_lag=config.ready_lag.total_seconds(),
+    )
+
+
+async def _table_stream(source: SourceConfig, streams: StreamsClient, start: StartupSteps) -> str:
+    """The stream of ``source.table``: ``source.stream_arn``, or the table's latest one."""
+    table = source.name
+    stream_arn = source.stream_arn
+    if not stream_arn:
+        stream_arn = await start.step(
+            f"reading table {table!r} (source.table)",
+            lambda: streams.latest_stream_arn(table),
+        )
+    await start.step(
+        f"listing the streams of table {table!r}",
+        lambda: streams.list_streams(table),
+        service="DynamoDB Streams",
+    )
+    return stream_arn
 
 
 class StartupSteps:

@@ -14,16 +14,14 @@ import contextlib
 import functools
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
 from bridge.config import BridgeConfig
 from bridge.core.backoff import Backoff
-from bridge.core.lease_keys import BY_SHARD_ID
 from bridge.core.leasing import ExpiryTracker, Lease, continuation_of, plan_take
 from bridge.core.lineage import parents_exhausted
-from bridge.core.snapshot_plan import SnapshotRequest
 from bridge.leases.store import LeaseConflictError, LeaseStore
 from bridge.metrics import Metrics
 from bridge.processors.api import EndReason
@@ -33,11 +31,10 @@ from bridge.worker.launcher import ConsumerLauncher
 from bridge.worker.lease_holder import LeaseHolder
 from bridge.worker.lease_table_retry import checkpoint_backoff, renewal_backoff, retry_passing
 from bridge.worker.membership import Membership
-from bridge.worker.shard_syncer import (
-    ShardSyncer,
-    lease_child_shards,
-)
+from bridge.worker.shard_syncer import lease_child_shards
 from bridge.worker.snapshot_pauses import SnapshotPauses
+from bridge.worker.sync_scheduler import SyncScheduler
+from bridge.worker.table_sources import TableSources
 from bridge.worker.tenures import Tenure, Tenures
 
 log = structlog.get_logger("bridge.worker")
@@ -64,7 +61,8 @@ class LeaseCoordinator:
         on_fatal: Callable[[BaseException], None],
         clock: Callable[[], float],
         rng: random.Random,
-        snapshot: SnapshotRequest | None = None,
+        sources: TableSources,
+        dynamodb: Any = None,
     ) -> None:
         self.config = config
         self.worker_id = worker_id
@@ -77,15 +75,11 @@ class LeaseCoordinator:
         self.on_fatal = on_fatal
         self.clock = clock
         self.rng = rng
-        self.snapshot = snapshot
-        """A new application scans the table first (``source.start: bootstrap | auto`` with a
-        processor that takes snapshots)."""
+        self.sources = sources
+        """The tables read, and which one each lease is for."""
         self.tenures = Tenures(metrics)
         self.tracker = ExpiryTracker()
         self.lease_duration = config.coordination.lease_duration.total_seconds()
-        self.stream_arn = ""
-        self.keys = BY_SHARD_ID
-        """How the stream's leases are keyed (set with ``stream_arn``)."""
         self.sync_requested = asyncio.Event()
         self.last_take_ok: float | None = None
         """When a take cycle last read the lease table: readiness needs the table in reach."""
@@ -99,8 +93,21 @@ class LeaseCoordinator:
             poll_interval=config.coordination.take_interval.total_seconds(),
             stopping=stopping,
             log=self._log,
-            # self.keys is set when the worker runs: looked up at each call.
-            ours=lambda leases: self.keys.ours(leases),  # noqa: PLW0108
+            sources=sources,
+        )
+        self.sync = SyncScheduler(
+            config=config,
+            reader=reader,
+            store=store,
+            sources=sources,
+            membership=membership,
+            metrics=metrics,
+            stopping=stopping,
+            on_fatal=on_fatal,
+            clock=clock,
+            log=self._log,
+            dynamodb=dynamodb,
+            requested=self.sync_requested,
         )
 
     # -- renewals ----------------------------------------------------------------------------
@@ -167,7 +174,7 @@ class LeaseCoordinator:
     async def take_cycle(self) -> None:
         # The leases before the heartbeat rows: a leaving worker removes its row before it
         # releases its leases, so a lease seen released comes with its old owner seen gone.
-        leases = self.keys.ours(await self.store.list_leases())
+        leases = self.sources.ours(await self.store.list_leases(), key=lambda lease: lease.key)
         now = self.clock()
         self.tracker.observe(leases, now)
         await self.pauses.follow(leases)
@@ -187,7 +194,7 @@ class LeaseCoordinator:
             await self._take(lease, stolen=False)
         for lease in plan.steal:
             await self._take(lease, stolen=True)
-        self._start_ready_consumers({lease.key: lease.checkpoint for lease in leases})
+        await self._start_ready_consumers({lease.key: lease.checkpoint for lease in leases})
         self.tenures.update_gauges()
         expiries = (
             self.tracker.next_expiry(now, self.lease_duration, besides=self.worker_id),
@@ -233,17 +240,20 @@ class LeaseCoordinator:
             )
         )
 
-    def _start_ready_consumers(self, checkpoints: Mapping[str, str | None]) -> None:
+    async def _start_ready_consumers(self, checkpoints: Mapping[str, str | None]) -> None:
         for key, tenure in list(self.tenures.items()):
-            parents = self.keys.parent_keys(tenure.holder.lease.parents)
-            if tenure.startable and parents_exhausted(parents, checkpoints):
+            source = self.sources.locate(key)
+            if source is None or not tenure.startable:
+                continue
+            if parents_exhausted(source.keys.parent_keys(tenure.holder.lease.parents), checkpoints):
+                await self.sources.ready(source)
                 self._launch(key, tenure)
 
     def _launch(self, key: str, tenure: Tenure) -> None:
         task = self.launcher.launch(
             tenure,
             before_shard_end=functools.partial(self._lease_children, key),
-            readers_paused=self.pauses.readers_paused,
+            readers_paused=functools.partial(self.pauses.readers_paused, key),
         )
         task.add_done_callback(functools.partial(self._consumer_done, key))
 
@@ -270,7 +280,9 @@ class LeaseCoordinator:
             # The child this worker took at the parent's end starts now, not at the next take
             # cycle: its only parent is done (a child of several waits for that cycle).
             for child, held in list(self.tenures.items()):
-                if held.startable and self.keys.parent_keys(held.holder.lease.parents) == {key}:
+                source = self.sources.locate(child)
+                parents = held.holder.lease.parents
+                if held.startable and source and source.keys.parent_keys(parents) == {key}:
                     self._launch(child, held)
         elif reason is EndReason.LEASE_LOST:
             self.tenures.drop(key)
@@ -292,11 +304,15 @@ class LeaseCoordinator:
         lease table) are retried while the parent's lease is ours: both steps are idempotent.
         """
         tenure = self.tenures.get(key)
+        source = self.sources.locate(key)
+        if source is None:
+            return
         still_ours = tenure.holder.is_valid if tenure is not None else (lambda: False)
+        name = source.keys.name_of(key) or key
         leased = await self._retry_while(
             "lease child shards",
             lambda: lease_child_shards(
-                self.reader, self.store, self.stream_arn, self.keys.name_of(key) or key, self.keys
+                self.reader, self.store, source.stream_arn, name, source.keys
             ),
             still_ours,
         )
@@ -304,7 +320,7 @@ class LeaseCoordinator:
             self._log.warning("could not lease child shards; the leader will", parent=key)
             self.sync_requested.set()
             return
-        child = continuation_of(key, [self.keys.key(name) for name in leased.children])
+        child = continuation_of(key, [source.keys.key(name) for name in leased.children])
         if child is None:
             return
 
@@ -335,50 +351,8 @@ class LeaseCoordinator:
     # -- shard sync --------------------------------------------------------------------------
 
     async def sync_rounds(self) -> None:
-        """On the leader only: list the stream's shards every sync interval, or at once when
-        asked (a shard end whose children could not be leased), at most once a second."""
-        syncer = ShardSyncer(
-            self.reader,
-            self.store,
-            self.stream_arn,
-            initial=self.config.source.initial_position,
-            snapshot=self.snapshot,
-            keys=self.keys,
-        )
-        interval = self.config.coordination.shard_sync_interval.total_seconds()
-        min_gap = min(interval, 1.0)
-        last = -float("inf")
-        while not self.stopping.is_set():
-            if not self.membership.is_leader:
-                # Only the leader lists shards; look again soon, to lead at once when elected.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), 0.2)
-                continue
-            wait = max(0.0, last + min_gap - self.clock())
-            if wait:
-                await asyncio.sleep(wait)
-            self.sync_requested.clear()
-            last = self.clock()
-            try:
-                await syncer.sync()
-                self.metrics.describe_stream_calls.inc()
-            except FatalStreamError as exc:
-                self.on_fatal(exc)
-                return
-            except Exception as exc:
-                self.metrics.errors_transient.inc()
-                self._log.warning("shard sync failed", error=repr(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._sync_or_stop(), interval)
-
-    async def _sync_or_stop(self) -> None:
-        stop = asyncio.ensure_future(self.stopping.wait())
-        sync = asyncio.ensure_future(self.sync_requested.wait())
-        try:
-            await asyncio.wait({stop, sync}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            sync.cancel()
+        """On the leader only (``sync_scheduler``)."""
+        await self.sync.rounds()
 
     # -- giving back ---------------------------------------------------------------------------
 

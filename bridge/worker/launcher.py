@@ -19,9 +19,7 @@ import aioboto3
 from bridge.aws import client_kwargs
 from bridge.config import BridgeConfig
 from bridge.core.backoff import Backoff
-from bridge.core.lease_keys import BY_SHARD_ID
 from bridge.core.snapshot_plan import cutoff_of, segment_of
-from bridge.metrics import Metrics
 from bridge.processors.api import EndReason, ProcessorFactory, ShardContext
 from bridge.processors.dead_letter import DeadLetterFile
 from bridge.streams.reader import StreamReader
@@ -29,6 +27,7 @@ from bridge.worker.delivery import BatchDelivery, DeliveryPolicy
 from bridge.worker.scan_progress import ScanProgress
 from bridge.worker.segment_scanner import ScanSettings, SegmentScanner
 from bridge.worker.shard_consumer import ConsumerSettings, ShardConsumer
+from bridge.worker.table_sources import TableSources
 from bridge.worker.tenures import Tenure
 
 
@@ -40,7 +39,7 @@ class ConsumerLauncher:
         worker_id: str,
         reader: StreamReader,
         factory: ProcessorFactory,
-        metrics: Metrics,
+        sources: TableSources,
         stopping: asyncio.Event,
         clock: Callable[[], float],
         rng: random.Random,
@@ -49,12 +48,11 @@ class ConsumerLauncher:
         self.worker_id = worker_id
         self.reader = reader
         self.factory = factory
-        self.metrics = metrics
+        """The processors' factory of a single-table application (``source.table``)."""
+        self.sources = sources
         self.stopping = stopping
         self.clock = clock
         self.rng = rng
-        self.stream_arn = ""
-        self.keys = BY_SHARD_ID
         processor = config.processor
         self.policy = DeliveryPolicy(
             max_attempts=processor.max_attempts,
@@ -66,12 +64,7 @@ class ConsumerLauncher:
             if processor.on_error == "dead_letter"
             else None
         )
-        self.scan_settings = ScanSettings(
-            table=config.source.table,
-            page_items=config.source.bootstrap.page_items,
-            retention=config.source.retention.total_seconds(),
-        )
-        self.progress = ScanProgress(config.source.table)
+        self._progress: dict[str, ScanProgress] = {}
         polling = config.polling
         self.settings = ConsumerSettings(
             initial=config.source.initial_position,
@@ -94,47 +87,56 @@ class ConsumerLauncher:
         with the reason the reading ended."""
         holder = tenure.holder
         key = holder.key
+        source = self.sources.locate(key)
+        if source is None:
+            raise LookupError(f"lease {key} is not for a table of this application")
+        metrics = source.metrics
         # The processors and the Streams API are told the shard's id, not its lease key.
-        name = self.keys.name_of(key) or key
+        name = source.keys.name_of(key) or key
         context = ShardContext(
             shard_id=name,
-            table=self.config.source.table,
-            stream_arn=self.stream_arn,
+            table=source.table,
+            stream_arn=source.stream_arn,
             worker_id=self.worker_id,
             checkpointer=holder,
             parent_shard_ids=holder.lease.parents,
         )
-        processor = self.factory.create(name)
+        processor = source.factory.create(name)
         delivery = BatchDelivery(
             processor,
             self.policy,
             checkpoint=holder.checkpoint,
             dead_letter=self.dead_letter,
-            on_dead_letter=self.metrics.dead_letters.inc,
-            on_retry=self.metrics.errors_transient.inc,
+            on_dead_letter=metrics.dead_letters.inc,
+            on_retry=metrics.errors_transient.inc,
             stopping=self.stopping,
             ensure_valid=holder.ensure_valid,
             rng=self.rng,
         )
         segment = segment_of(key)
         if segment is not None:
+            progress = self._progress.setdefault(source.table, ScanProgress(source.table))
             scanner = SegmentScanner(
                 context=context,
                 segment=segment,
                 holder=holder,
                 processor=processor,
                 delivery=delivery,
-                settings=self.scan_settings,
+                settings=ScanSettings(
+                    table=source.table,
+                    page_items=source.source.bootstrap.page_items,
+                    retention=source.source.retention.total_seconds(),
+                ),
                 dynamodb=self._scan_client,
-                metrics=self.metrics,
+                metrics=metrics,
                 stop=self.stopping,
-                on_items=self.progress.advance,
+                on_items=progress.advance,
                 readers_paused=readers_paused,
                 clock=self.clock,
                 rng=self.rng,
             )
             tenure.consumer = scanner
-            tenure.task = asyncio.create_task(self.progress.around(scanner.run()), name=key)
+            tenure.task = asyncio.create_task(progress.around(scanner.run()), name=key)
             return tenure.task
         consumer = ShardConsumer(
             context=context,
@@ -143,7 +145,7 @@ class ConsumerLauncher:
             processor=processor,
             delivery=delivery,
             settings=self.settings,
-            metrics=self.metrics,
+            metrics=metrics,
             stop=self.stopping,
             rng=self.rng,
             before_shard_end=before_shard_end,

@@ -14,10 +14,11 @@ import random
 import signal
 import time
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
-from bridge.config import BridgeConfig
+from bridge.config import BridgeConfig, SourceConfig
 from bridge.core.lease_keys import StreamKeys
 from bridge.core.readiness import WorkerReading
 from bridge.errors import WorkerFailedError
@@ -28,7 +29,7 @@ from bridge.streams.reader import StreamReader
 from bridge.worker.coordinator import LeaseCoordinator
 from bridge.worker.launcher import ConsumerLauncher
 from bridge.worker.membership import Membership
-from bridge.worker.snapshot_pauses import snapshot_request
+from bridge.worker.table_sources import TableSources
 
 log = structlog.get_logger("bridge.worker")
 
@@ -46,11 +47,15 @@ class Worker:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         membership: Membership | None = None,
+        make_factory: Callable[[SourceConfig], ProcessorFactory] | None = None,
+        dynamodb: Any = None,
     ) -> None:
+        """``factory``: the processors' factory of ``source.table``; with ``source.tables``,
+        ``make_factory`` makes one per table and ``dynamodb`` lists the tables."""
         self.config = config
         self.worker_id = worker_id
         self.store = store
-        self.metrics = metrics or Metrics(config.app, config.source.table)
+        self.metrics = metrics or Metrics(config.app, config.source.table or "*")
         self.clock = clock
         self.stopping = asyncio.Event()
         self.fatal: BaseException | None = None
@@ -59,12 +64,13 @@ class Worker:
             worker_id, lease_duration=self.lease_duration, clock=clock
         )
         rng = rng or random.Random()
+        self.sources = TableSources(config, self.metrics, make_factory or (lambda _: factory))
         self.launcher = ConsumerLauncher(
             config,
             worker_id=worker_id,
             reader=reader,
             factory=factory,
-            metrics=self.metrics,
+            sources=self.sources,
             stopping=self.stopping,
             clock=clock,
             rng=rng,
@@ -81,7 +87,8 @@ class Worker:
             on_fatal=self._fail,
             clock=clock,
             rng=rng,
-            snapshot=snapshot_request(config, factory),
+            sources=self.sources,
+            dynamodb=dynamodb,
         )
         self._log = log.bind(worker=worker_id)
 
@@ -115,19 +122,20 @@ class Worker:
             last_take_ok=self.coordinator.last_take_ok,
             last_reads={key: consumer.last_read_at for key, consumer in consumers.items()},
             lag_ms=max((consumer.lag_ms for consumer in consumers.values()), default=0.0),
-            processor=self.factory.freshness(now),
+            processor=self.sources.freshness(now),
         )
 
-    async def run(self, stream_arn: str) -> None:
+    async def run(self, stream_arn: str | None = None) -> None:
         """Run until stopped; raises ``WorkerFailedError`` after a fatal error (leases released)."""
-        self.coordinator.stream_arn = self.launcher.stream_arn = stream_arn
         await self.store.ensure_table()
-        leases = await self.store.list_leases()
-        keys = StreamKeys.for_table(stream_arn, [lease.key for lease in leases])
-        self.coordinator.keys = self.launcher.keys = keys
+        if stream_arn is not None:  # source.table: how the lease table keys its stream
+            leases = await self.store.list_leases()
+            keys = StreamKeys.for_table(stream_arn, [lease.key for lease in leases])
+            self.sources.single(stream_arn, keys, self.factory)
         await self.membership.start()
         try:
-            await self.factory.open()
+            if not self.sources.several:  # with several tables, each opens at its first lease
+                await self.factory.open()
         except BaseException:
             # Leave at once: holding the leader lock and a heartbeat row while failing to start
             # would make the others wait out their expiry.
@@ -147,7 +155,10 @@ class Worker:
                 await taker  # its cycle in progress may still take a lease: let it land first
                 await self._drain(renewer, drained)
         finally:
-            await self.factory.close()
+            if self.sources.several:
+                await self.sources.close()
+            else:
+                await self.factory.close()
             await self.membership.leave()
         if self.fatal is not None:
             raise WorkerFailedError(str(self.fatal)) from self.fatal

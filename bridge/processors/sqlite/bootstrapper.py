@@ -81,15 +81,15 @@ class Bootstrapper:
         await self.publish_status()
         async with aioboto3.Session().client("dynamodb", **client_kwargs(source)) as client:
             try:
-                described = await client.describe_table(TableName=source.table)
+                described = await client.describe_table(TableName=source.name)
             except client.exceptions.ResourceNotFoundException:
                 raise BootstrapError(
-                    f"cannot bootstrap: table {source.table} does not exist"
+                    f"cannot bootstrap: table {source.name} does not exist"
                 ) from None
             table = replica_table(described["Table"], self.table_name)
             scanner = TableScanner(
                 client=client,
-                source_table=source.table,
+                source_table=source.name,
                 table=table,
                 call=self.writer.call,
                 db=self.writer.connection,

@@ -95,7 +95,7 @@ def snapshots_from_options(
         app=app,
         path=path,
         source=source,
-        source_table=source.table if source is not None else replica_table,
+        source_table=source.name if source is not None else replica_table,
         replica_table=replica_table,
         retention=retention,
         start=start,
@@ -177,7 +177,7 @@ class SqliteSnapshots:
         source = self.source
         async with StreamsClient.for_source(source) as streams:
             try:
-                arn = source.stream_arn or await streams.latest_stream_arn(source.table)
+                arn = source.stream_arn or await streams.latest_stream_arn(source.name)
             except StreamError as exc:
                 raise SnapshotRestoreError(f"cannot find the table's stream: {exc}") from None
             wanted = Wanted(
