@@ -33,6 +33,24 @@ def takeover_times(
     return {shard: (firsts[shard] - after if shard in firsts else None) for shard in sorted(wanted)}
 
 
+def start_times(
+    journal: Journal, shards: Iterable[str], *, after: float, not_pid: int
+) -> dict[str, float | None]:
+    """For each shard, how long after ``after`` another process started reading it (its
+    processor's ``start``: the lease taken and the consumer launched). None: not yet."""
+    firsts: dict[str, float] = {}
+    wanted = set(shards)
+    for event in journal.events:
+        if (
+            event.event == "start"
+            and event.shard in wanted
+            and event.pid != not_pid
+            and event.t >= after
+        ):
+            firsts[event.shard] = min(firsts.get(event.shard, event.t), event.t)
+    return {shard: (firsts[shard] - after if shard in firsts else None) for shard in sorted(wanted)}
+
+
 def first_appearances(lines: Iterable[Line]) -> dict[tuple[str, int], Line]:
     first: dict[tuple[str, int], Line] = {}
     for line in lines:
