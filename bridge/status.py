@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.aws import client_kwargs
 from bridge.config import BridgeConfig
+from bridge.core.lease_keys import split_key, stream_of_identifier
 from bridge.core.leasing import Lease
 from bridge.core.lineage import ShardPhase, phase_of
 from bridge.leases.heartbeats import WorkerRegistry
@@ -34,6 +35,8 @@ STALE_AFTER_RENEWALS = 3
 
 @dataclass(frozen=True)
 class LeaseRow:
+    table: str | None
+    """The table, for an application reading several (``source.tables``); else None."""
     shard: str
     owner: str | None
     counter: int
@@ -169,19 +172,27 @@ def build_status(
 
 
 def _rows(leases: list[Lease], now_ms: int, stale_after_ms: int) -> list[LeaseRow]:
-    checkpoints = {lease.key: lease.checkpoint for lease in leases}
+    # Parent links hold shard ids: a lease's parents are looked up within its own stream.
+    checkpoints = {
+        (split_key(lease.key).stream, split_key(lease.key).name): lease.checkpoint
+        for lease in leases
+    }
     rows: list[LeaseRow] = []
     for lease in sorted(leases, key=lambda lease: lease.key):
         lag = None if lease.finished else lease.lag
         age = None if lag is None else max(0, now_ms - lag.measured_at_ms)
+        parts = split_key(lease.key)
+        stream = stream_of_identifier(parts.stream) if parts.stream else None
+        mine = {name: cp for (s, name), cp in checkpoints.items() if s == parts.stream}
         rows.append(
             LeaseRow(
-                shard=lease.key,
+                table=None if stream is None else stream.table,
+                shard=parts.name,
                 owner=lease.owner,
                 counter=lease.counter,
                 checkpoint=lease.checkpoint,
                 parents=sorted(lease.parents),
-                state=str(phase_of(lease.key, lease.parents, checkpoints)),
+                state=str(phase_of(parts.name, lease.parents, mine)),
                 lag_ms=None if lag is None else lag.lag_ms,
                 lag_measured_at=None if lag is None else _iso(lag.measured_at_ms),
                 lag_age_ms=age,

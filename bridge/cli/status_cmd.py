@@ -116,10 +116,13 @@ def render(cluster: ClusterStatus) -> Group:
     from rich.text import Text
 
     table = Table(title=f"{cluster.app}: {len(cluster.leases)} leases in {cluster.lease_table}")
-    for column in ("shard", "owner", "counter", "checkpoint", "parents", "state", "lag"):
+    several = any(row.table for row in cluster.leases)  # source.tables: say which table
+    columns = ("table",) if several else ()
+    for column in (*columns, "shard", "owner", "counter", "checkpoint", "parents", "state", "lag"):
         table.add_column(column, justify="right" if column in ("counter", "lag") else "left")
     for row in cluster.leases:
         table.add_row(
+            *((row.table or "-",) if several else ()),
             row.shard,
             row.owner or "-",
             str(row.counter),

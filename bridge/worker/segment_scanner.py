@@ -90,7 +90,7 @@ class SegmentScanner:
         self.lag_ms = 0.0
         self.last_read_at = clock()
         self._warned = False
-        self._log = log.bind(segment=context.shard_id)
+        self._log = log.bind(table=context.table, segment=context.shard_id)
 
     async def run(self) -> EndReason:
         reason = EndReason.FAILED

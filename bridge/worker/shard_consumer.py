@@ -122,10 +122,10 @@ class ShardConsumer:
             on_trimmed=settings.on_trimmed,
             retention_s=settings.retention_s,
             metrics=metrics,
-            log=log.bind(shard=context.shard_id),
+            log=log.bind(table=context.table, shard=context.shard_id),
             wall_clock=wall_clock,
         )
-        self._log = log.bind(shard=self.shard_id)
+        self._log = log.bind(table=context.table, shard=self.shard_id)
 
     async def run(self) -> EndReason:
         reason = EndReason.FAILED

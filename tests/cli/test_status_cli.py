@@ -74,6 +74,7 @@ async def test_status_shows_each_lease_with_owner_checkpoint_and_state(
     rows = {row["shard"]: row for row in status["leases"]}
     assert rows["parent"]["state"] == "historical"
     assert rows["child"] == {
+        "table": None,  # one table: its leases are keyed by shard id
         "shard": "child",
         "owner": None,
         "counter": 0,

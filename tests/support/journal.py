@@ -24,6 +24,7 @@ class JournalProcessor(Processor):
         lines = [
             orjson.dumps(
                 {
+                    "table": self.context.table,
                     "shard": record.shard_id,
                     "seq": record.sequence_number,
                     "key": str(record.keys["pk"]),
@@ -56,6 +57,7 @@ class Entry:
     key: str
     version: int
     pid: int
+    table: str = ""
 
 
 def read_journal(path: Path) -> list[Entry]:
@@ -68,7 +70,11 @@ def read_journal(path: Path) -> list[Entry]:
     for line in complete.splitlines():
         row = orjson.loads(line)
         if "seq" in row:
-            entries.append(Entry(row["shard"], row["seq"], row["key"], row["version"], row["pid"]))
+            entries.append(
+                Entry(
+                    row["shard"], row["seq"], row["key"], row["version"], row["pid"], row["table"]
+                )
+            )
     return entries
 
 
