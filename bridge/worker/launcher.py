@@ -20,7 +20,7 @@ from bridge.aws import client_kwargs
 from bridge.config import BridgeConfig
 from bridge.core.backoff import Backoff
 from bridge.core.snapshot_plan import cutoff_of, segment_of
-from bridge.processors.api import EndReason, ProcessorFactory, ShardContext
+from bridge.processors.api import EndReason, ShardContext
 from bridge.processors.dead_letter import DeadLetterFile
 from bridge.streams.reader import StreamReader
 from bridge.worker.delivery import BatchDelivery, DeliveryPolicy
@@ -38,7 +38,6 @@ class ConsumerLauncher:
         *,
         worker_id: str,
         reader: StreamReader,
-        factory: ProcessorFactory,
         sources: TableSources,
         stopping: asyncio.Event,
         clock: Callable[[], float],
@@ -47,8 +46,6 @@ class ConsumerLauncher:
         self.config = config
         self.worker_id = worker_id
         self.reader = reader
-        self.factory = factory
-        """The processors' factory of a single-table application (``source.table``)."""
         self.sources = sources
         self.stopping = stopping
         self.clock = clock

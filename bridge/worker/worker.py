@@ -55,6 +55,8 @@ class Worker:
         self.config = config
         self.worker_id = worker_id
         self.store = store
+        self.factory = factory
+        """Of ``source.table``: a wrapper may replace it before ``run`` (``bridge demo``)."""
         self.metrics = metrics or Metrics(config.app, config.source.table or "*")
         self.clock = clock
         self.stopping = asyncio.Event()
@@ -69,7 +71,6 @@ class Worker:
             config,
             worker_id=worker_id,
             reader=reader,
-            factory=factory,
             sources=self.sources,
             stopping=self.stopping,
             clock=clock,
@@ -91,15 +92,6 @@ class Worker:
             dynamodb=dynamodb,
         )
         self._log = log.bind(worker=worker_id)
-
-    @property
-    def factory(self) -> ProcessorFactory:
-        """The processors' factory; the launcher creates every processor from it."""
-        return self.launcher.factory
-
-    @factory.setter
-    def factory(self, factory: ProcessorFactory) -> None:
-        self.launcher.factory = factory  # a wrapper set before ``run`` (``bridge demo`` counts)
 
     def request_stop(self) -> None:
         if not self.stopping.is_set():
