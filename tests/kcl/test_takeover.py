@@ -169,3 +169,49 @@ async def test_a_kcl_lease_table_is_taken_over_without_replay_or_loss(
     if case != "A":
         kept = [row for row in rows if "entityType" in row]
         assert sorted(kept, key=str) == sorted(NOT_LEASES, key=str)
+
+
+async def test_a_checkpoint_bridge_does_not_know_stops_that_shard_only(
+    make_local_endpoint: Callable[..., LocalEndpoint], tmp_path: Path
+) -> None:
+    # KCL's AT_TIMESTAMP: bridge will not guess where to start. The check says so and exits 2;
+    # a worker started anyway stops that shard with one line naming it and keeps its lease,
+    # and reads every other shard as it would.
+    local = make_local_endpoint(rotate_records=40)
+    ddb, streams = clients(local.endpoint_url)
+    table, arn = create_table(ddb, prefix="kcl")
+    Writer(ddb, table, plan_writes(200, 20, seed=5)).write()
+    shape = read_stream(streams, arn)
+    checkpoints = kcl_checkpoints(shape)
+    odd = shape.leaves[0]
+    checkpoints[odd] = "AT_TIMESTAMP"
+    lease_table = f"kcl-app-{uuid.uuid4().hex[:6]}"
+    write_kcl_table(
+        ddb, lease_table, shape, checkpoints, delete_finished_parents=False, other_rows=False
+    )
+    config = bridge_config(tmp_path, local.endpoint_url, table, lease_table)
+    check = await asyncio.to_thread(kcl_check, config)
+    assert check.returncode == 2
+    assert f"unknown  {odd}: checkpoint 'AT_TIMESTAMP'" in check.stdout
+
+    done = processed_by_kcl(shape, checkpoints)
+    expected = {
+        record.seq for shard, records in shape.records.items() if shard != odd for record in records
+    } - done
+    journal = tmp_path / "journal.jsonl"
+    worker = WorkerProcess("w1", config, tmp_path / "w1.log")
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while not expected <= {entry.seq for entry in read_journal(journal)}:
+            worker.ensure_alive()  # the worker itself goes on
+            assert asyncio.get_running_loop().time() < deadline, "bridge did not catch up"
+            await asyncio.sleep(0.2)
+        lines = [line for line in worker.log.read_text().splitlines() if "AT_TIMESTAMP" in line]
+        assert any(odd in line and "stopped" in line for line in lines), lines
+        row = ddb.get_item(TableName=lease_table, Key={"leaseKey": {"S": odd}})["Item"]
+        assert row["leaseOwner"]["S"] == "w1" and row["checkpoint"]["S"] == "AT_TIMESTAMP"
+        worker.terminate()
+        await asyncio.to_thread(worker.wait, 60)
+    finally:
+        worker.stop_for_teardown()
+    assert not {entry.seq for entry in read_journal(journal)} & done

@@ -169,3 +169,44 @@ async def test_one_app_reads_every_table_matching_its_pattern(
     assert set(got) == {*tables, late}  # the table outside the pattern was never read
     for name, plan in [*plans.items(), (late, late_plan)]:
         assert got[name] == expected(name, plan), f"{name}: lost, repeated or out of order"
+
+
+async def test_a_table_whose_stream_is_turned_off_and_on_is_followed_to_its_new_stream(
+    make_local_endpoint: Callable[..., LocalEndpoint], tmp_path: Path
+) -> None:
+    local = make_local_endpoint(rotate_records=60)
+    ddb = boto3.client("dynamodb", endpoint_url=local.endpoint_url, region_name="us-east-1")
+    prefix = f"mt{uuid.uuid4().hex[:6]}"
+    table = f"{prefix}-a"
+    create(ddb, table, sort_key=False)
+    first_arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    before, after = plan_writes(80, 10, seed=3), plan_writes(80, 10, seed=4)
+    after = [(key, version + 100) for key, version in after]  # versions go on growing
+    journal = tmp_path / "journal.jsonl"
+    path = config(tmp_path / "bridge.yaml", local.endpoint_url, f"{prefix}-*", journal)
+
+    def seen() -> set[tuple[str, int]]:
+        return {(e.key, e.version) for e in read_journal(journal) if e.table == table}
+
+    worker = WorkerProcess("w1", path, tmp_path / "w1.log")
+    try:
+        await asyncio.to_thread(write, ddb, table, before, sort_key=False)
+        await eventually(lambda: set(before) <= seen(), 60, "the first stream's changes")
+        off = {"StreamEnabled": False}
+        on = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        ddb.update_table(TableName=table, StreamSpecification=off)
+        ddb.update_table(TableName=table, StreamSpecification=on)
+        second_arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        assert second_arn != first_arn
+        await asyncio.to_thread(write, ddb, table, after, sort_key=False)
+        await eventually(lambda: set(after) <= seen(), 60, "the new stream's changes")
+        worker.ensure_alive()
+        worker.terminate()
+        assert await asyncio.to_thread(worker.wait, 60) == 0, worker.log_tail()
+    finally:
+        worker.stop_for_teardown()
+    entries = [e for e in read_journal(journal) if e.table == table]
+    assert len(entries) == len(before) + len(after)  # each change once
+    assert {e.shard for e in entries if (e.key, e.version) in set(after)}.isdisjoint(
+        {e.shard for e in entries if (e.key, e.version) in set(before)}
+    )
