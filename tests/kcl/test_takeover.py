@@ -171,6 +171,7 @@ async def test_a_kcl_lease_table_is_taken_over_without_replay_or_loss(
         assert sorted(kept, key=str) == sorted(NOT_LEASES, key=str)
 
 
+@pytest.mark.slow
 async def test_a_checkpoint_bridge_does_not_know_stops_that_shard_only(
     make_local_endpoint: Callable[..., LocalEndpoint], tmp_path: Path
 ) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 import yaml
 
 from bridge.core.lease_keys import split_key, stream_of_identifier
@@ -171,6 +172,7 @@ async def test_one_app_reads_every_table_matching_its_pattern(
         assert got[name] == expected(name, plan), f"{name}: lost, repeated or out of order"
 
 
+@pytest.mark.slow
 async def test_a_table_whose_stream_is_turned_off_and_on_is_followed_to_its_new_stream(
     make_local_endpoint: Callable[..., LocalEndpoint], tmp_path: Path
 ) -> None:
