@@ -128,9 +128,10 @@ class TableSources:
 
     def retire(self, source: TableSource) -> None:
         """A stream that no longer exists: its leases are not this application's any more."""
-        self._by_stream.pop(source.keys.stream.identifier if source.keys.stream else "", None)
-        if source.keys.stream is not None:
-            self._retired.add(source.keys.stream.identifier)
+        stream = source.keys.stream
+        if stream is not None:
+            self._by_stream.pop(stream.identifier, None)
+            self._retired.add(stream.identifier)
 
     def known(self) -> list[TableSource]:
         if self._single is not None:
