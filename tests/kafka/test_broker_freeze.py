@@ -11,7 +11,7 @@ import signal
 import pytest
 
 from bridge.local.processes import KafkaBroker
-from bridge.processors.api import Batch
+from bridge.processors.api import Batch, Processor
 from bridge.processors.kafka import KafkaDeliveryError, KafkaProcessorFactory
 from bridge.records import ChangeRecord
 from tests.kafka.changes import SHARD, from_stream
@@ -25,6 +25,19 @@ def records(first: int, count: int) -> list[ChangeRecord]:
         from_stream("INSERT", {"pk": f"k{n % 5}"}, {"pk": f"k{n % 5}", "n": n}, seq=str(n))
         for n in range(first, first + count)
     ]
+
+
+async def deliver_eventually(processor: Processor, batch: Batch) -> None:
+    """Process the batch, trying again with backoff while Kafka times it out."""
+    for attempt in range(8):
+        try:
+            await processor.process(batch)
+            return
+        except KafkaDeliveryError:
+            # Some brokers (tansu among them) fence the producer after a timeout: the
+            # factory then starts a new producer session for the next attempt.
+            await asyncio.sleep(0.1 * 2**attempt)
+    pytest.fail("the batch was never delivered")
 
 
 def read_seqs(broker: KafkaBroker, topic: str, wanted: set[str]) -> list[str]:
@@ -73,7 +86,10 @@ async def test_a_delivery_that_times_out_raises_and_a_retry_delivers(
     await factory.open()
     try:
         processor = factory.create(SHARD)
-        await processor.process(Batch(SHARD, records(1, 10)))
+        # A healthy broker first: on a loaded machine the producer's first delivery (its id,
+        # the new topic's leader) can itself outlast the short message timeout set here, so
+        # wait until one batch went through before freezing anything.
+        await deliver_eventually(processor, Batch(SHARD, records(1, 10)))
         batch = Batch(SHARD, records(11, 10))
 
         own_broker.signal(signal.SIGSTOP)
@@ -87,22 +103,13 @@ async def test_a_delivery_that_times_out_raises_and_a_retry_delivers(
         assert "checkpoint stays before this batch" in str(raised.value)
 
         # What the runtime does next: try the same batch again, with backoff.
-        for attempt in range(5):
-            try:
-                await processor.process(batch)
-                break
-            except KafkaDeliveryError:
-                # Some brokers (tansu among them) fence the producer after a timeout: the
-                # factory then starts a new producer session for the next attempt.
-                await asyncio.sleep(0.1 * 2**attempt)
-        else:
-            pytest.fail("the batch was never delivered after the broker came back")
+        await deliver_eventually(processor, batch)
     finally:
         await factory.close()
 
     wanted = [str(n) for n in range(1, 21)]
     seqs = await asyncio.to_thread(read_seqs, own_broker, topic, set(wanted))
     # At least once, in order: the changes appear in order, maybe with earlier partial copies.
-    assert seqs[:10] == wanted[:10]
+    assert list(dict.fromkeys(seqs)) == wanted, seqs
     assert seqs[-10:] == wanted[10:], seqs
     print(f"\nproducer sessions: {factory.stats.sessions}, failed: {factory.stats.failed}")
