@@ -158,7 +158,10 @@ def plan_take(
         if lease.owner is not None and not tracker.expired(lease, now, lease_duration)
     }
     load = Counter(lease.owner for lease in active if lease.key in alive and lease.owner != me)
-    workers = set(live_workers) | set(load) | {me}
+    # A worker whose every lease has expired is gone, whatever its heartbeat row says yet (the
+    # two are read at different moments): it is owed no share, so one cycle takes all it held.
+    expired_owners = {x.owner for x in active if x.owner and x.key not in alive} - set(load)
+    workers = (set(live_workers) - expired_owners) | set(load) | {me}
     target = fair_share(len(active), len(workers), max_leases)
     mine = sum(1 for lease in active if lease.key in held)
     need = target - mine

@@ -163,3 +163,34 @@ def test_leases_of_an_owner_with_no_heartbeat_are_taken_only_once_expired() -> N
     assert plan(LEASE_DURATION - 0.1) == ([], [])
     took, stole = plan(LEASE_DURATION + 0.1)
     assert sorted(took) == ["s0", "s1", "s2", "s3"] and stole == []
+
+
+def test_every_lease_of_a_dead_worker_is_taken_in_one_cycle_though_its_heartbeat_lingers() -> None:
+    # w3 was killed: all its leases have expired in our view, while its heartbeat row is still
+    # listed (heartbeats and leases are read at different moments). It is owed no share, so
+    # the survivors take all three of its leases this cycle, not one now and more a cycle on.
+    leases = (
+        [Lease(f"mine{i}", owner="me", counter=1) for i in range(2)]
+        + [Lease(f"w2-{i}", owner="w2", counter=1) for i in range(3)]
+        + [Lease(f"w3-{i}", owner="w3", counter=5) for i in range(3)]
+    )
+    tracker = ExpiryTracker()
+    tracker.observe(leases, 0.0)
+    later = [
+        replace(lease, counter=lease.counter + 1) if lease.owner != "w3" else lease
+        for lease in leases
+    ]
+    tracker.observe(later, LEASE_DURATION)  # the live ones renewed; w3's stood still
+    plan = plan_take(
+        leases=later,
+        me="me",
+        held={"mine0", "mine1"},
+        live_workers={"me", "w2", "w3"},
+        tracker=tracker,
+        now=LEASE_DURATION + 0.1,
+        lease_duration=LEASE_DURATION,
+        rng=random.Random(1),
+    )
+    assert plan.target == 4  # 8 leases over the two live workers, not 3 over three
+    taken = {lease.key for lease in plan.take}
+    assert len(taken) == 2 and taken <= {"w3-0", "w3-1", "w3-2"}  # w2 takes the third
