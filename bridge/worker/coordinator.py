@@ -174,7 +174,7 @@ class LeaseCoordinator:
     async def take_cycle(self) -> None:
         # The leases before the heartbeat rows: a leaving worker removes its row before it
         # releases its leases, so a lease seen released comes with its old owner seen gone.
-        leases = self.sources.ours(await self.store.list_leases(), key=lambda lease: lease.key)
+        leases = self.sources.ours(await self.store.list_leases())
         now = self.clock()
         self.tracker.observe(leases, now)
         await self.pauses.follow(leases)

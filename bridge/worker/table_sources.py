@@ -15,21 +15,19 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 
 from bridge.config import BridgeConfig, SourceConfig
 from bridge.core.lease_keys import StreamId, StreamKeys, split_key, stream_of_identifier
+from bridge.core.leasing import Lease
 from bridge.core.readiness import Readiness
 from bridge.core.snapshot_plan import SnapshotRequest
 from bridge.metrics import Metrics
 from bridge.processors.api import ProcessorFactory
 
 log = structlog.get_logger("bridge.sources")
-
-L = TypeVar("L")
-
 
 @dataclass(eq=False)
 class TableSource:
@@ -101,8 +99,9 @@ class TableSources:
             return None
         return self.add(stream.table, stream.arn)
 
-    def ours(self, leases: Iterable[L], key: Callable[[L], str]) -> list[L]:
-        return [lease for lease in leases if self.locate(key(lease)) is not None]
+    def ours(self, leases: Iterable[Lease]) -> list[Lease]:
+        """The leases of this application's tables, of all those in the lease table."""
+        return [lease for lease in leases if self.locate(lease.key) is not None]
 
     def add(self, table: str, stream_arn: str) -> TableSource:
         """A table of ``source.tables`` (found by the leader, or from a lease's key)."""
