@@ -110,6 +110,7 @@ def test_a_snapshot_read_is_op_r_and_a_segment_end_op_m() -> None:
     assert change_of(other, KEEP_ALL) is None  # a message of someone else's: not a change
 
 
+@pytest.mark.slow
 async def test_a_debezium_consumer_rebuilds_the_table_from_a_bootstrapped_topic(
     make_local_endpoint: Callable[..., LocalEndpoint], kafka_broker: KafkaBroker
 ) -> None:

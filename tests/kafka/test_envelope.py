@@ -287,5 +287,5 @@ def sorted_wire(value: Any) -> Any:
 
 
 def _sorted_sets(attribute: dict[str, Any]) -> dict[str, Any]:
-    (kind, value), = attribute.items()
+    ((kind, value),) = attribute.items()
     return {kind: sorted(value, key=str) if kind in ("SS", "NS", "BS") else value}

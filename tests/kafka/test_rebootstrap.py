@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bridge.config import BridgeConfig
 from bridge.local.endpoint import LocalEndpoint
 from bridge.local.processes import KafkaBroker
@@ -54,6 +56,7 @@ def fresh_config(config: BridgeConfig) -> BridgeConfig:
     )
 
 
+@pytest.mark.slow
 async def test_the_edge_equals_the_table_again_after_records_were_lost(
     make_local_endpoint: Callable[..., LocalEndpoint], kafka_broker: KafkaBroker, tmp_path: Path
 ) -> None:
@@ -86,6 +89,7 @@ async def test_the_edge_equals_the_table_again_after_records_were_lost(
     assert len(cutoffs) == 1  # one fresh snapshot, not one per shard that found the gap
 
 
+@pytest.mark.slow
 async def test_the_sqlite_processor_equals_the_table_again_after_records_were_lost(
     make_local_endpoint: Callable[..., LocalEndpoint], kafka_broker: KafkaBroker, tmp_path: Path
 ) -> None:

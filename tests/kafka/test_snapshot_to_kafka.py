@@ -80,9 +80,7 @@ async def test_a_bootstrap_publishes_the_table_then_the_stream(
             try:
                 # The writes go on while the scan is under way: a change of an item not yet
                 # scanned must still come after the item's snapshot in its partition.
-                await asyncio.to_thread(
-                    reader.read_until, lambda ms: worker.done() or any(ms), 60
-                )
+                await asyncio.to_thread(reader.read_until, lambda ms: worker.done() or any(ms), 60)
                 await asyncio.to_thread(write_all, ddb, table, after)
                 ends = SEGMENTS * PARTITIONS
 

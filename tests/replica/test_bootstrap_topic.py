@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bridge.item_json import EXACT
 from bridge.local.endpoint import LocalEndpoint
 from bridge.local.processes import KafkaBroker
@@ -37,6 +39,7 @@ def exact_scan(ddb: Any, table: str) -> dict[tuple[Any, ...], Any]:
     return items
 
 
+@pytest.mark.slow
 async def test_an_edge_fed_by_a_bootstrapped_topic_equals_the_table(
     make_local_endpoint: Callable[..., LocalEndpoint], kafka_broker: KafkaBroker, tmp_path: Path
 ) -> None:
