@@ -61,6 +61,9 @@ class Metrics:
             "bridge_checkpoint_writes_total", "Checkpoints written to the lease table."
         )
         self.dead_letters = c("bridge_dead_letters_total", "Records sent to the dead-letter file.")
+        self.records_filtered = c(
+            "bridge_records_filtered_total", "Records the filter kept from the processor."
+        )
         self.roundtrip = self._families.get(
             Histogram,
             "bridge_roundtrip_seconds",

@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from bridge.config.durations import Duration
 from bridge.core.positions import InitialPosition
+from bridge.filters import FilterConfig
 
 _APP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
@@ -198,6 +199,9 @@ class BridgeConfig(_Section):
     metrics: MetricsConfig = MetricsConfig()
     ready_lag: Duration = timedelta(seconds=2)
     """A replica is ready only while its lag is below this."""
+    filter: FilterConfig | None = None
+    """Which changes reach the processor (``bridge.filters``); the others still move the
+    checkpoint, counted in ``bridge_records_filtered_total``."""
 
     @field_validator("app")
     @classmethod

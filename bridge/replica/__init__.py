@@ -12,14 +12,14 @@ from pathlib import Path
 import yaml
 
 from bridge.config.loader import ConfigError, load_model
+from bridge.filters import KeyPrefixFilter
 from bridge.replica._config import (
-    FilterConfig,
     KafkaSourceConfig,
-    KeyPrefixFilter,
     ReplicaConfig,
     ReplicaMetricsConfig,
     SqliteTargetConfig,
 )
+from bridge.replica._config import ReplicaFilterConfig as FilterConfig
 from bridge.replica._filter import ItemFilter
 from bridge.replica._follower import (
     ReplicaFollower,

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bridge.config.durations import Duration
+from bridge.filters import FilterConfig
 from bridge.snapshots._settings import SnapshotsConfig
 
 _APP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
@@ -85,39 +86,14 @@ class SqliteTargetConfig(_Section):
     """``full`` survives power loss, not just a crash of the process."""
 
 
-class KeyPrefixFilter(_Section):
-    attribute: str = Field(min_length=1)
-    """A key attribute (usually the partition key)."""
-    prefix: str = Field(min_length=1)
-
-
-class FilterConfig(_Section):
-    """Keep only some items. All given conditions must hold."""
-
-    key_prefix: KeyPrefixFilter | None = None
-    """Keep items whose key attribute's text starts with ``prefix``."""
-    attribute: str | None = Field(default=None, min_length=1)
-    """A dotted path into the item (``tenant``, ``customer.region``) for ``equals``/``in``."""
-    equals: Any = None
-    """Keep items whose ``attribute`` equals this value (as the envelope encodes it)."""
-    in_: list[Any] | None = Field(default=None, alias="in")
-    """Keep items whose ``attribute`` is one of these values."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_default=True, populate_by_name=True
-    )
+class ReplicaFilterConfig(FilterConfig):
+    """Which items the edge keeps: ``bridge.filters``' language. Event names are not a
+    replica's to choose (dropping a REMOVE would keep an item the table no longer has)."""
 
     @model_validator(mode="after")
-    def _complete(self) -> FilterConfig:
-        has_value = "equals" in self.model_fields_set or self.in_ is not None
-        if self.attribute is None and has_value:
-            raise ValueError("equals/in need filter.attribute (the item path to compare)")
-        if self.attribute is not None and not has_value:
-            raise ValueError("filter.attribute needs equals or in")
-        if "equals" in self.model_fields_set and self.in_ is not None:
-            raise ValueError("give filter.equals or filter.in, not both")
-        if self.key_prefix is None and self.attribute is None:
-            raise ValueError("an empty filter: give key_prefix and/or attribute")
+    def _no_events(self) -> ReplicaFilterConfig:
+        if self.events is not None:
+            raise ValueError("filter.events is for bridge run: an edge applies every change")
         return self
 
 
@@ -132,7 +108,7 @@ class ReplicaConfig(_Section):
     """Names this replica in logs and metrics."""
     kafka: KafkaSourceConfig
     sqlite: SqliteTargetConfig
-    filter: FilterConfig | None = None
+    filter: ReplicaFilterConfig | None = None
     snapshots: SnapshotsConfig | None = None
     ready_lag: Duration = timedelta(seconds=2)
     """Ready while every partition is read to its end, or its newest applied message is

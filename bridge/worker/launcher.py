@@ -20,6 +20,7 @@ from bridge.aws import client_kwargs
 from bridge.config import BridgeConfig
 from bridge.core.backoff import Backoff
 from bridge.core.snapshot_plan import cutoff_of, segment_of
+from bridge.filters import ChangeFilter
 from bridge.processors.api import EndReason, ShardContext
 from bridge.processors.dead_letter import DeadLetterFile
 from bridge.streams.reader import StreamReader
@@ -71,6 +72,7 @@ class ConsumerLauncher:
             on_trimmed=config.source.on_trimmed,
             roundtrip_attribute=config.metrics.roundtrip_attribute,
             retention_s=config.source.retention.total_seconds(),
+            keep=ChangeFilter.from_config(config.filter),
         )
 
     def launch(

@@ -27,6 +27,7 @@ from bridge.core.positions import (
     resume_after_expiry,
     start_position,
 )
+from bridge.filters import KEEP_ALL, ChangeFilter
 from bridge.metrics import Metrics
 from bridge.processors.api import Batch, EndReason, LeaseLostError, Processor, ShardContext
 from bridge.streams.errors import (
@@ -67,6 +68,8 @@ class ConsumerSettings:
     retention_s: float = 86_400.0
     """The stream's retention: a snapshot whose cut-off is younger holds every record it
     trimmed (``source.retention``)."""
+    keep: ChangeFilter = KEEP_ALL
+    """Which changes reach the processor (``filter:``)."""
 
 
 class ShardConsumer:
@@ -237,10 +240,10 @@ class ShardConsumer:
         # lease ran out meanwhile, another worker may be reading these very records. Hand them
         # to the processor only while the lease is still ours.
         self.holder.ensure_valid()
-        fresh = self._after_snapshot(records)
+        fresh = self._kept(self._after_snapshot(records))
         if fresh:
             await self.delivery.deliver(Batch(self.shard_id, fresh), through=records[-1])
-        else:  # all in the snapshot already: only the position moves
+        else:  # all in the snapshot already, or filtered out: only the position moves
             await self.delivery.skip(records[-1].sequence_number)
         self.gaps.report_loss()
         self.last_sequence = records[-1].sequence_number
@@ -249,6 +252,15 @@ class ShardConsumer:
         self.lag_ms = max(0.0, (now - records[-1].approximate_creation_time.timestamp()) * 1000)
         if self.settings.roundtrip_attribute:
             self._observe_roundtrip(records, now)
+
+    def _kept(self, records: list[ChangeRecord]) -> list[ChangeRecord]:
+        """The records the filter lets through (``filter:``); the others are counted."""
+        keep = self.settings.keep
+        if keep.keeps_all:
+            return records
+        kept = [r for r in records if keep.keeps(r.event, r.keys, r.new_image, r.old_image)]
+        self.metrics.records_filtered.inc(len(records) - len(kept))
+        return kept
 
     def _after_snapshot(self, records: list[ChangeRecord]) -> list[ChangeRecord]:
         """The records the snapshot does not hold: those from its cut-off on. A shard's

@@ -29,6 +29,7 @@ from bridge.processors.api import ProcessorFactory
 
 log = structlog.get_logger("bridge.sources")
 
+
 @dataclass(eq=False)
 class TableSource:
     """One table: its stream, how its leases are keyed, and what its changes go to."""

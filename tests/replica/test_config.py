@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from bridge.replica import ConfigError, load_replica_config
+from bridge.replica import ConfigError, ReplicaConfig, load_replica_config
 from tests.deploy.chart import REPO
 
 GOOD: dict[str, Any] = {
@@ -144,3 +145,17 @@ def test_bridge_replica_exits_2_naming_the_bad_key(tmp_path: Path) -> None:
         env=clean,
     )
     assert missing.returncode == 2 and "no such configuration file" in missing.stderr
+
+
+def test_event_names_are_not_a_replicas_to_filter() -> None:
+    base = {
+        "app": "edge",
+        "kafka": {"bootstrap_servers": "k:9092", "topic": "orders"},
+        "sqlite": {"path": "/tmp/r.db"},
+    }
+    with pytest.raises(ValidationError, match=r"filter\.events is for bridge run"):
+        ReplicaConfig.model_validate({**base, "filter": {"events": ["INSERT"]}})
+    kept = ReplicaConfig.model_validate(
+        {**base, "filter": {"where": [{"attribute": "a", "gte": 1}]}}
+    )
+    assert kept.filter is not None and kept.filter.where[0].gte == 1

@@ -33,6 +33,7 @@ def worker_config(
     source: dict[str, Any] | None = None,
     processor: dict[str, Any] | None = None,
     coordination: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> BridgeConfig:
     """A one-worker configuration tuned for tests: quick polls, quick lease cycles."""
     return BridgeConfig.model_validate(
@@ -54,6 +55,7 @@ def worker_config(
                 **(processor or {}),
             },
             "metrics": {"port": 0},
+            **extra,
         }
     )
 
