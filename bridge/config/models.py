@@ -170,6 +170,18 @@ class ProcessorConfig(_Section):
     on_error: Literal["stop", "dead_letter"] = "stop"
     dead_letter_path: Path | None = None
     """JSON-lines file for ``on_error: dead_letter``; default ``<app>-dead-letter.jsonl``."""
+    bisect_on_error: bool = False
+    """A batch that keeps failing is split in halves, and each half tried, to find the
+    record(s) at fault faster than one at a time (Lambda's ``BisectBatchOnFunctionError``)."""
+    max_record_age: Duration | None = None
+    """A failing record older than this goes to the dead letters at once instead of being
+    tried again (Lambda's ``MaximumRecordAgeInSeconds``); needs ``on_error: dead_letter``."""
+
+    @model_validator(mode="after")
+    def _age_has_a_destination(self) -> ProcessorConfig:
+        if self.max_record_age is not None and self.on_error != "dead_letter":
+            raise ValueError("max_record_age needs on_error: dead_letter (where old records go)")
+        return self
 
     @field_validator("kind")
     @classmethod

@@ -55,6 +55,16 @@ class RetriableError(Exception):
     retriable = True
 
 
+class PartialBatchError(Exception):
+    """Raise it from ``process`` when the records before ``first_failed`` (a sequence number
+    of the batch) were applied and that one failed (Lambda's ``ReportBatchItemFailures``):
+    the records before it are checkpointed, and the batch is tried again from it."""
+
+    def __init__(self, first_failed: str, message: str = "") -> None:
+        super().__init__(message or f"the batch failed at sequence number {first_failed}")
+        self.first_failed = first_failed
+
+
 def is_retriable(error: BaseException) -> bool:
     """Whether ``error`` says the destination is unavailable rather than the records bad."""
     return getattr(error, "retriable", False) is True

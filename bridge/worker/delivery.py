@@ -6,11 +6,14 @@ takes, unless the worker stops or the lease moves on; the checkpoint does not mo
 and nothing is dead-lettered or halted for an outage, however long. Any other error counts
 toward ``max_attempts``.
 
-When a batch keeps failing that way, it is replayed one record at a time to find the record(s) that
-fail: with ``on_error: stop`` the shard halts right before the first of them (everything before
-it is checkpointed); with ``dead_letter`` each failing record goes to the dead-letter file and
-the rest go through. Replaying may hand the processor records it already saw in the failed
-batch: delivery is at-least-once.
+When a batch keeps failing that way, it is replayed one record at a time (or by halves, with
+``bisect_on_error``) to find the record(s) that fail: with ``on_error: stop`` the shard halts
+right before the first of them (everything before it is checkpointed); with ``dead_letter``
+each failing record goes to the dead-letter file and the rest go through. A processor that
+knows which record failed says so (``PartialBatchError``): the records before it are
+checkpointed at once and only the rest is tried again. A failing record older than
+``max_record_age`` is given up after one try. Replaying may hand the processor records it
+already saw in the failed batch: delivery is at-least-once.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -25,7 +29,14 @@ from typing import TYPE_CHECKING, Literal
 import structlog
 
 from bridge.core.backoff import Backoff
-from bridge.processors.api import Batch, LeaseLostError, Processor, SnapshotBatch, is_retriable
+from bridge.processors.api import (
+    Batch,
+    LeaseLostError,
+    PartialBatchError,
+    Processor,
+    SnapshotBatch,
+    is_retriable,
+)
 from bridge.processors.dead_letter import DeadLetterFile
 
 if TYPE_CHECKING:
@@ -66,6 +77,10 @@ class DeliveryPolicy:
     max_attempts: int
     on_error: Literal["stop", "dead_letter"]
     backoff: Backoff
+    bisect: bool = False
+    """Find the records at fault by halves rather than one at a time."""
+    max_record_age: float | None = None
+    """Seconds: a failing record older than this is given up at once."""
 
 
 class BatchDelivery:
@@ -81,6 +96,7 @@ class BatchDelivery:
         stopping: asyncio.Event | None = None,
         ensure_valid: Callable[[], None] = lambda: None,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.processor = processor
         self.policy = policy
@@ -92,25 +108,55 @@ class BatchDelivery:
         self.ensure_valid = ensure_valid
         """Raises ``LeaseLostError`` once the lease is gone: checked before every retry."""
         self.rng = rng or random.Random()
+        self.clock = clock
+        """The wall clock, against the records' creation times (``max_record_age``)."""
 
     async def deliver(self, batch: Batch, *, through: ChangeRecord | None = None) -> None:
         """Process the batch and move the checkpoint past it (or past ``through``, a later
         record read with it that needs no processing), or raise ``ProcessingHaltedError``."""
-        error = await self._attempt(batch)
-        if error is None:
-            last = through or batch.records[-1]
-            await self._checkpoint(last.sequence_number)
+        shard, records = batch.shard_id, list(batch.records)
+        while True:
+            error = await self._attempt(Batch(shard, records))
+            if error is None:
+                last = through or records[-1]
+                await self._checkpoint(last.sequence_number)
+                return
+            done = _done_before(error, records)
+            if done:  # a partial failure: what came before the failed record is applied
+                await self._checkpoint(records[done - 1].sequence_number)
+                records = records[done:]
+            elif _names(error, records[0]) and len(records) > 1:
+                await self._give_up(records[0], error)  # the processor said which one
+                records = records[1:]
+            else:
+                break
+        if len(records) == 1:
+            await self._give_up(records[0], error)
             return
-        if len(batch) == 1:
-            await self._give_up(batch.records[0], error)
-            return
+        how = "by halves" if self.policy.bisect else "record by record"
         log.warning(
-            "batch keeps failing; replaying it record by record",
-            shard=batch.shard_id,
-            records=len(batch),
+            f"batch keeps failing; replaying it {how}",
+            shard=shard,
+            records=len(records),
             error=repr(error),
         )
-        await self._one_by_one(batch.shard_id, batch.records)
+        if self.policy.bisect:
+            await self._by_halves(shard, records)
+        else:
+            await self._one_by_one(shard, records)
+
+    async def _by_halves(self, shard_id: str, records: Sequence[ChangeRecord]) -> None:
+        """``records`` failed as a batch: try each half, and split again the half that fails,
+        down to the record(s) at fault."""
+        half = len(records) // 2
+        for part in (records[:half], records[half:]):
+            error = await self._attempt(Batch(shard_id, part))
+            if error is None:
+                await self._checkpoint(part[-1].sequence_number)
+            elif len(part) == 1:
+                await self._give_up(part[0], error)
+            else:
+                await self._by_halves(shard_id, part)
 
     async def _one_by_one(self, shard_id: str, records: Sequence[ChangeRecord]) -> None:
         done: str | None = None  # last record through, not yet checkpointed
@@ -127,11 +173,23 @@ class BatchDelivery:
             await self._checkpoint(done)
 
     async def _attempt(self, batch: Batch) -> Exception | None:
+        """Up to ``max_attempts`` failures, or one for a batch of records past
+        ``max_record_age``; a partial failure after some records ends the attempts at once."""
+        old = self._too_old(batch.records)
         return await self._try(
             lambda: self.processor.process(batch),
             shard=batch.shard_id,
             first=batch.records[0].sequence_number,
+            tries=1 if old else self.policy.max_attempts,
+            ends_early=lambda error: _done_before(error, batch.records) > 0,
         )
+
+    def _too_old(self, records: Sequence[ChangeRecord]) -> bool:
+        limit = self.policy.max_record_age
+        if limit is None:
+            return False
+        now = self.clock()
+        return all(now - r.approximate_creation_time.timestamp() > limit for r in records)
 
     async def deliver_snapshot(self, batch: SnapshotBatch, position: str) -> None:
         """Hand a snapshot page to the processor, then move the segment's checkpoint to
@@ -145,7 +203,13 @@ class BatchDelivery:
         await self.checkpoint(position)
 
     async def _try(
-        self, call: Callable[[], Awaitable[None]], *, shard: str, first: str
+        self,
+        call: Callable[[], Awaitable[None]],
+        *,
+        shard: str,
+        first: str,
+        tries: int | None = None,
+        ends_early: Callable[[Exception], bool] = lambda error: False,
     ) -> Exception | None:
         """Up to ``max_attempts`` failures of the records' own; outages are waited out and not
         counted. Returns the last such error, or None on success."""
@@ -170,15 +234,16 @@ class BatchDelivery:
                     await self._pause(outage - 1)
                     continue
                 failures += 1
+                allowed = tries or self.policy.max_attempts
                 log.warning(
                     "processor failed",
                     shard=shard,
                     attempt=failures,
-                    of=self.policy.max_attempts,
+                    of=allowed,
                     first_seq=first,
                     error=repr(exc),
                 )
-                if failures >= self.policy.max_attempts:
+                if failures >= allowed or ends_early(exc):
                     return exc
                 await self._pause(failures - 1)
             else:
@@ -215,3 +280,19 @@ class BatchDelivery:
     async def _checkpoint(self, sequence_number: str) -> None:
         if self.processor.checkpoint_after_batch:
             await self.checkpoint(sequence_number)
+
+
+def _names(error: Exception, record: ChangeRecord) -> bool:
+    """A ``PartialBatchError`` naming this record as the one that failed."""
+    return isinstance(error, PartialBatchError) and error.first_failed == record.sequence_number
+
+
+def _done_before(error: Exception, records: Sequence[ChangeRecord]) -> int:
+    """How many records a ``PartialBatchError`` says were applied (0 for any other error, or
+    one naming no record of the batch)."""
+    if not isinstance(error, PartialBatchError):
+        return 0
+    for index, record in enumerate(records):
+        if record.sequence_number == error.first_failed:
+            return index
+    return 0

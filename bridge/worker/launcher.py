@@ -52,10 +52,13 @@ class ConsumerLauncher:
         self.clock = clock
         self.rng = rng
         processor = config.processor
+        age = processor.max_record_age
         self.policy = DeliveryPolicy(
             max_attempts=processor.max_attempts,
             on_error=processor.on_error,
             backoff=Backoff(base=0.1, cap=5.0),
+            bisect=processor.bisect_on_error,
+            max_record_age=None if age is None else age.total_seconds(),
         )
         self.dead_letter = (
             DeadLetterFile(processor.dead_letter_path or Path(f"{config.app}-dead-letter.jsonl"))
