@@ -170,6 +170,9 @@ class ProcessorConfig(_Section):
     on_error: Literal["stop", "dead_letter"] = "stop"
     dead_letter_path: Path | None = None
     """JSON-lines file for ``on_error: dead_letter``; default ``<app>-dead-letter.jsonl``."""
+    parallelism: int = Field(default=1, ge=1, le=10)
+    """Lanes per shard: a batch's records are split by item key and handled this many at a
+    time, in order per item (Lambda's ``ParallelizationFactor``)."""
     bisect_on_error: bool = False
     """A batch that keeps failing is split in halves, and each half tried, to find the
     record(s) at fault faster than one at a time (Lambda's ``BisectBatchOnFunctionError``)."""

@@ -186,6 +186,12 @@ class ProcessorFactory(ABC):
         by default, those that take snapshots do."""
         return self.takes_snapshots()
 
+    def takes_lanes(self) -> bool:
+        """Whether ``process`` may be called concurrently for one shard, a lane of a batch
+        each (``processor.parallelism``): not for a processor that keeps its own checkpoint,
+        which one lane would move past another's records."""
+        return True
+
     def scans_itself(self) -> bool:
         """Whether ``open`` fills the processor's store from the table by itself when the
         configuration asks for a bootstrap (the SQLite replica does, into its file)."""
@@ -213,3 +219,6 @@ class PerShardFactory(ProcessorFactory):
 
     def takes_snapshots(self) -> bool:
         return self.cls.snapshot is not Processor.snapshot
+
+    def takes_lanes(self) -> bool:
+        return self.cls.checkpoint_after_batch

@@ -63,6 +63,11 @@ def load_factory(kind: str, options: Mapping[str, Any], **runtime: Any) -> Proce
             f"processor.kind {kind!r} does not (a custom processor takes them by implementing "
             "Processor.snapshot); use source.start: trim_horizon or auto"
         )
+    if runtime.get("parallelism", 1) > 1 and not factory.takes_lanes():
+        raise ProcessorLoadError(
+            f"processor.parallelism: processor.kind {kind!r} keeps its own checkpoint with "
+            "each batch, which lanes would move past each other's records; use 1"
+        )
     if runtime.get("on_trimmed") == "rebootstrap" and not factory.takes_fresh_snapshots():
         raise ProcessorLoadError(
             f"source.on_trimmed: rebootstrap needs a processor that takes snapshots, and "

@@ -231,6 +231,7 @@ def factory_maker(config: BridgeConfig, worker_id: str, source: SourceConfig) ->
         source=source,
         start=source.start,
         on_trimmed=source.on_trimmed,
+        parallelism=config.processor.parallelism,
         ready_lag=config.ready_lag.total_seconds(),
     )
 

@@ -25,6 +25,7 @@ from bridge.processors.api import EndReason, ShardContext
 from bridge.processors.dead_letter import DeadLetterFile
 from bridge.streams.reader import StreamReader
 from bridge.worker.delivery import BatchDelivery, DeliveryPolicy
+from bridge.worker.lanes import LaneDelivery
 from bridge.worker.scan_progress import ScanProgress
 from bridge.worker.segment_scanner import ScanSettings, SegmentScanner
 from bridge.worker.shard_consumer import ConsumerSettings, ShardConsumer
@@ -104,17 +105,21 @@ class ConsumerLauncher:
             parent_shard_ids=holder.lease.parents,
         )
         processor = source.factory.create(name)
-        delivery = BatchDelivery(
-            processor,
-            self.policy,
-            checkpoint=holder.checkpoint,
-            dead_letter=self.dead_letter,
-            on_dead_letter=metrics.dead_letters.inc,
-            on_retry=metrics.errors_transient.inc,
-            stopping=self.stopping,
-            ensure_valid=holder.ensure_valid,
-            rng=self.rng,
-        )
+
+        def delivery_to(checkpoint: Callable[[str], Awaitable[None]]) -> BatchDelivery:
+            return BatchDelivery(
+                processor,
+                self.policy,
+                checkpoint=checkpoint,
+                dead_letter=self.dead_letter,
+                on_dead_letter=metrics.dead_letters.inc,
+                on_retry=metrics.errors_transient.inc,
+                stopping=self.stopping,
+                ensure_valid=holder.ensure_valid,
+                rng=self.rng,
+            )
+
+        delivery = delivery_to(holder.checkpoint)
         segment = segment_of(key)
         if segment is not None:
             progress = self._progress.setdefault(source.table, ScanProgress(source.table))
@@ -140,12 +145,15 @@ class ConsumerLauncher:
             tenure.consumer = scanner
             tenure.task = asyncio.create_task(progress.around(scanner.run()), name=key)
             return tenure.task
+        lanes = self.config.processor.parallelism
         consumer = ShardConsumer(
             context=context,
             reader=self.reader,
             holder=holder,
             processor=processor,
-            delivery=delivery,
+            delivery=(
+                LaneDelivery(delivery_to, lanes, holder.checkpoint) if lanes > 1 else delivery
+            ),
             settings=self.settings,
             metrics=metrics,
             stop=self.stopping,

@@ -39,6 +39,7 @@ from bridge.streams.errors import (
 )
 from bridge.streams.reader import StreamReader
 from bridge.worker.delivery import BatchDelivery, DeliveryInterruptedError, ProcessingHaltedError
+from bridge.worker.lanes import LaneDelivery
 from bridge.worker.lease_holder import LeaseHolder, while_owned
 from bridge.worker.retention_gaps import RetentionGaps
 
@@ -80,7 +81,7 @@ class ShardConsumer:
         reader: StreamReader,
         holder: LeaseHolder,
         processor: Processor,
-        delivery: BatchDelivery,
+        delivery: BatchDelivery | LaneDelivery,
         settings: ConsumerSettings,
         metrics: Metrics,
         stop: asyncio.Event,

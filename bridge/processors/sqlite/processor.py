@@ -173,6 +173,9 @@ class SqliteProcessorFactory(ProcessorFactory):
     def takes_fresh_snapshots(self) -> bool:
         return True
 
+    def takes_lanes(self) -> bool:
+        return False  # each batch commits its checkpoint with its rows
+
     def freshness(self, now: float) -> Readiness:
         """The replica's own verdict (``ReadinessTracker``), for the worker's ``/readyz``."""
         ready, reason = self.readiness.verdict(now)

@@ -1,0 +1,112 @@
+"""``processor.parallelism: N``: one shard's records handled N at a time, in order per item.
+
+Lambda's ``ParallelizationFactor``, for processors that call slow services: each batch is
+split into N lanes by a hash of the item's key, so one item's changes stay in one lane, in
+order, and the lanes are delivered at once (``process`` is called concurrently, one lane's
+part of the batch each). Each lane has its own retries, partial failures and dead letters
+(``BatchDelivery``); the shard's checkpoint only ever moves to the last record before which
+every record of the batch, in every lane, is done, so it never passes one still in flight or
+failed. A lost lease or a stop ends every lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+
+from bridge.processors.api import Batch, LeaseLostError
+from bridge.records import ChangeRecord
+from bridge.worker.delivery import (
+    BatchDelivery,
+    DeliveryInterruptedError,
+    ProcessingHaltedError,
+)
+
+MAX_LANES = 10
+
+
+def lane_of(record: ChangeRecord, lanes: int) -> int:
+    """The lane of a record's item: the same for every change of it."""
+    return hash(tuple(sorted(record.keys.items()))) % lanes
+
+
+class LaneDelivery:
+    def __init__(
+        self,
+        make_lane: Callable[[Callable[[str], Awaitable[None]]], BatchDelivery],
+        lanes: int,
+        checkpoint: Callable[[str], Awaitable[None]],
+    ) -> None:
+        """``make_lane(report)``: a lane's delivery, whose checkpoints report to this."""
+        self.lanes = [make_lane(functools.partial(self._lane_done, i)) for i in range(lanes)]
+        self.checkpoint = checkpoint
+        self._batch: Sequence[ChangeRecord] = ()
+        self._lane: dict[str, int] = {}
+        self._done_upto: dict[int, int] = {}
+        """Per lane, how many of its records of the batch are done."""
+        self._by_lane: dict[int, list[str]] = {}
+        self._written = -1
+        """Index in the batch of the last record the checkpoint passed."""
+        self._lock = asyncio.Lock()
+
+    async def deliver(self, batch: Batch, *, through: ChangeRecord | None = None) -> None:
+        records = batch.records
+        parts: dict[int, list[ChangeRecord]] = {}
+        for record in records:
+            parts.setdefault(lane_of(record, len(self.lanes)), []).append(record)
+        self._batch = records
+        self._lane = {}
+        self._by_lane = {}
+        for lane, part in parts.items():
+            for record in part:
+                self._lane[record.sequence_number] = lane
+            self._by_lane[lane] = [record.sequence_number for record in part]
+        self._done_upto = dict.fromkeys(parts, 0)
+        self._written = -1
+        try:
+            async with asyncio.TaskGroup() as group:
+                for lane, part in parts.items():
+                    group.create_task(self.lanes[lane].deliver(Batch(batch.shard_id, part)))
+        except BaseExceptionGroup as failed:
+            raise _first_of(failed) from None
+        if through is not None and through is not records[-1]:
+            await self.checkpoint(through.sequence_number)
+
+    async def skip(self, sequence_number: str) -> None:
+        await self.checkpoint(sequence_number)
+
+    async def _lane_done(self, lane: int, sequence_number: str) -> None:
+        """A lane's records up to ``sequence_number`` are done: move the shard's checkpoint as
+        far as every lane allows."""
+        async with self._lock:
+            seqs = self._by_lane.get(lane, [])
+            if sequence_number in seqs:
+                self._done_upto[lane] = max(self._done_upto[lane], seqs.index(sequence_number) + 1)
+            frontier = self._frontier()
+            if frontier > self._written:
+                self._written = frontier
+                await self.checkpoint(self._batch[frontier].sequence_number)
+
+    def _frontier(self) -> int:
+        """The index of the last record before which every record of the batch is done."""
+        seen = dict.fromkeys(self._done_upto, 0)
+        last = -1
+        for index, record in enumerate(self._batch):
+            lane = self._lane[record.sequence_number]
+            if seen[lane] >= self._done_upto[lane]:
+                break
+            seen[lane] += 1
+            last = index
+        return last
+
+
+def _first_of(failed: BaseExceptionGroup[BaseException]) -> BaseException:
+    """What the lanes' failure means for the shard: a lost lease first, then a stop, then a
+    record that halted its lane."""
+    errors = list(failed.exceptions)
+    for kind in (LeaseLostError, DeliveryInterruptedError, ProcessingHaltedError):
+        for error in errors:
+            if isinstance(error, kind):
+                return error
+    return errors[0]
