@@ -98,6 +98,7 @@ async def eventually(condition: Callable[[], bool], within: float, what: str) ->
         await asyncio.sleep(0.2)
 
 
+@pytest.mark.slow
 async def test_one_app_reads_every_table_matching_its_pattern(
     make_local_endpoint: Callable[..., LocalEndpoint], tmp_path: Path
 ) -> None:
