@@ -158,6 +158,37 @@ class PollingConfig(_Section):
         return self
 
 
+class DeadLetterConfig(_Section):
+    """Where ``on_error: dead_letter`` puts the records given up on: a file (the default; see
+    ``processor.dead_letter_path``), a Kafka topic or an S3 prefix. Written before the
+    checkpoint passes the record; a destination that is down holds the shard."""
+
+    kind: Literal["file", "kafka", "s3"] = "file"
+    path: Path | None = None
+    """``file``: the JSON-lines file; default ``processor.dead_letter_path``."""
+    bootstrap_servers: str | list[str] | None = None
+    """``kafka``: the brokers."""
+    topic: str | None = None
+    """``kafka``: the topic; default ``<app>-dead-letters``."""
+    producer: dict[str, Any] = Field(default_factory=dict)
+    """``kafka``: extra librdkafka settings (security, compression)."""
+    bucket: str | None = None
+    """``s3``: the bucket."""
+    prefix: str = "dead-letters/"
+    """``s3``: key prefix; objects are ``<prefix><app>/<shard>/<sequence number>.json``."""
+    region: str | None = None
+    endpoint_url: str | None = None
+    """``s3``: an S3-compatible store; null means AWS."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> DeadLetterConfig:
+        if self.kind == "kafka" and not self.bootstrap_servers:
+            raise ValueError("kind kafka needs bootstrap_servers")
+        if self.kind == "s3" and not self.bucket:
+            raise ValueError("kind s3 needs bucket")
+        return self
+
+
 class ProcessorConfig(_Section):
     """What is done with each change."""
 
@@ -173,6 +204,8 @@ class ProcessorConfig(_Section):
     parallelism: int = Field(default=1, ge=1, le=10)
     """Lanes per shard: a batch's records are split by item key and handled this many at a
     time, in order per item (Lambda's ``ParallelizationFactor``)."""
+    dead_letter: DeadLetterConfig | None = None
+    """Where ``on_error: dead_letter`` writes (file, kafka, s3); default the file."""
     bisect_on_error: bool = False
     """A batch that keeps failing is split in halves, and each half tried, to find the
     record(s) at fault faster than one at a time (Lambda's ``BisectBatchOnFunctionError``)."""

@@ -37,7 +37,7 @@ from bridge.processors.api import (
     SnapshotBatch,
     is_retriable,
 )
-from bridge.processors.dead_letter import DeadLetterFile
+from bridge.processors.dead_letter import DeadLetters, DeadLetterUnavailableError
 
 if TYPE_CHECKING:
     from bridge.records import ChangeRecord
@@ -90,7 +90,7 @@ class BatchDelivery:
         policy: DeliveryPolicy,
         *,
         checkpoint: Callable[[str], Awaitable[None]],
-        dead_letter: DeadLetterFile | None,
+        dead_letter: DeadLetters | None,
         on_dead_letter: Callable[[], None] = lambda: None,
         on_retry: Callable[[], None] = lambda: None,
         stopping: asyncio.Event | None = None,
@@ -262,13 +262,28 @@ class BatchDelivery:
     async def _give_up(self, record: ChangeRecord, error: Exception) -> None:
         if self.policy.on_error == "stop" or self.dead_letter is None:
             raise ProcessingHaltedError(record, error)
-        await self.dead_letter.write(record, error, self.policy.max_attempts)
+        outage = 0
+        while True:
+            try:
+                await self.dead_letter.write(record, error, self.policy.max_attempts)
+                break
+            except DeadLetterUnavailableError as exc:
+                # The record may not be skipped unrecorded: the shard waits for its destination.
+                self.on_retry()
+                log.warning(
+                    "dead-letter destination unavailable; the shard waits for it",
+                    shard=record.shard_id,
+                    seq=record.sequence_number,
+                    error=str(exc),
+                )
+                await self._pause(outage)
+                outage += 1
         self.on_dead_letter()
         log.error(
-            "record sent to the dead-letter file",
+            "record sent to the dead letters",
             shard=record.shard_id,
             seq=record.sequence_number,
-            path=str(self.dead_letter.path),
+            to=self.dead_letter.where,
             error=repr(error),
         )
         await self._checkpoint(record.sequence_number)

@@ -11,7 +11,6 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from pathlib import Path
 from typing import Any
 
 import aioboto3
@@ -22,8 +21,8 @@ from bridge.core.backoff import Backoff
 from bridge.core.snapshot_plan import cutoff_of, segment_of
 from bridge.filters import ChangeFilter
 from bridge.processors.api import EndReason, ShardContext
-from bridge.processors.dead_letter import DeadLetterFile
 from bridge.streams.reader import StreamReader
+from bridge.worker.dead_letters import dead_letters
 from bridge.worker.delivery import BatchDelivery, DeliveryPolicy
 from bridge.worker.lanes import LaneDelivery
 from bridge.worker.scan_progress import ScanProgress
@@ -61,11 +60,7 @@ class ConsumerLauncher:
             bisect=processor.bisect_on_error,
             max_record_age=None if age is None else age.total_seconds(),
         )
-        self.dead_letter = (
-            DeadLetterFile(processor.dead_letter_path or Path(f"{config.app}-dead-letter.jsonl"))
-            if processor.on_error == "dead_letter"
-            else None
-        )
+        self.dead_letter = dead_letters(config) if processor.on_error == "dead_letter" else None
         self._progress: dict[str, ScanProgress] = {}
         polling = config.polling
         self.settings = ConsumerSettings(
