@@ -9,6 +9,7 @@ import typer
 from bridge import __version__, eventloop
 from bridge.cli.common import EXIT_BAD_INPUT, state
 from bridge.cli.config_cmd import config_app
+from bridge.cli.dead_letters_cmd import dead_letters_app
 from bridge.cli.demo_cmd import demo
 from bridge.cli.kcl_cmd import kcl_app
 from bridge.cli.local_cmd import local
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.add_typer(kcl_app, name="kcl")
+app.add_typer(dead_letters_app, name="dead-letters")
 app.command("demo")(demo)
 app.command("local")(local)
 app.command("query")(query)

@@ -41,3 +41,11 @@ class SnapshotTaker(Collecting):
 
     async def snapshot(self, batch: SnapshotBatch) -> None:
         self.seen.extend(str(item) for item in batch.items)
+
+
+class FailsOnTwo(Processor):
+    """Fails on the record with sequence number 2, and only on it."""
+
+    async def process(self, batch: Batch) -> None:
+        if any(record.sequence_number == "2" for record in batch.records):
+            raise ValueError("still cannot apply 2")
