@@ -66,10 +66,12 @@ def background_writes() -> Iterator[Callable[[Writer], threading.Thread]]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("lanes", [1, 5])  # processor.parallelism: lanes in flight when killed
 def test_sigkill_twice_loses_nothing_and_replays_only_after_the_checkpoint(
     make_local_endpoint: Callable[..., LocalEndpoint],
     background_writes: Callable[[Writer], threading.Thread],
     tmp_path: Path,
+    lanes: int,
 ) -> None:
     seed = random.randrange(1 << 30)
     print(f"\nkill points seed: {seed}")
@@ -87,7 +89,7 @@ def test_sigkill_twice_loses_nothing_and_replays_only_after_the_checkpoint(
         "  aws_access_key_id: testing, aws_secret_access_key: testing}\n"
         "coordination: {lease_duration: 3s, take_interval: 200ms, shard_sync_interval: 5s}\n"
         "polling: {interval: 20ms, idle_interval: 200ms}\n"
-        f"processor: {{kind: '{kind}', options: {{path: '{journal}'}}}}\n"
+        f"processor: {{kind: '{kind}', options: {{path: '{journal}'}}, parallelism: {lanes}}}\n"
         "metrics: {port: 0}\n"
     )
     plan = plan_writes(WRITES, KEYS, seed=seed)
