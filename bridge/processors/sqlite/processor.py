@@ -82,7 +82,10 @@ class SqliteProcessorFactory(ProcessorFactory):
         self.status_interval = status_interval
         self.start = start
         self.source = source
-        self.readiness = ReadinessTracker(ready_lag=ready_lag, stall_after=stall_after)
+        self.readiness = ReadinessTracker(
+            ready_lag=ready_lag, stall_after=stall_after, phase="starting"
+        )
+        """``starting`` until ``open`` knows whether the file bootstraps first."""
         self.bootstrap = BootstrapSettings(
             segments=bootstrap_segments, margin=bootstrap_margin, retention=retention
         )
@@ -137,6 +140,7 @@ class SqliteProcessorFactory(ProcessorFactory):
             settings=self.bootstrap,
         )
         state = await bootstrapper.run_if_needed(restored=self.restored is not None)
+        self.readiness.phase = "streaming"
         if bootstrapper.table is not None:
             self.applier.table = bootstrapper.table
         if state is not None:
