@@ -2,7 +2,9 @@
 
 A registry per worker (not the global one) lets several workers live in one process, as they do
 in tests and benchmarks, without their counters mixing. Every series carries ``app`` and
-``table``; they are bound once here so callers just ``inc()``.
+``table``; they are bound once here so callers just ``inc()``. The dead-letter counter also
+says where the records went and why (``destination``, ``reason``), so an alert can tell a
+poison record from records aged out during an outage.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ class _Families:
         self.registry = CollectorRegistry()
         self._made: dict[str, Any] = {}
 
-    def get(self, kind: type[Any], name: str, doc: str, **options: Any) -> Any:
+    def get(
+        self, kind: type[Any], name: str, doc: str, labels: tuple[str, ...] = (), **options: Any
+    ) -> Any:
         family = self._made.get(name)
         if family is None:
-            family = kind(name, doc, _LABELS, registry=self.registry, **options)
+            family = kind(name, doc, _LABELS + labels, registry=self.registry, **options)
             self._made[name] = family
         return family
 
@@ -60,7 +64,10 @@ class Metrics:
         self.checkpoint_writes = c(
             "bridge_checkpoint_writes_total", "Checkpoints written to the lease table."
         )
-        self.dead_letters = c("bridge_dead_letters_total", "Records sent to the dead-letter file.")
+        self.lanes_busy = g(
+            "bridge_lanes_busy", "Lanes delivering a part of a batch now (processor.parallelism)."
+        )
+        self._dead_letters()  # the family is served (empty) from the start
         self.records_filtered = c(
             "bridge_records_filtered_total", "Records the filter kept from the processor."
         )
@@ -78,13 +85,32 @@ class Metrics:
             return self
         return Metrics(self._values[0], table, _families=self._families)
 
+    def dead_letter(self, destination: str, reason: str) -> Any:
+        """The counter of records given up to ``destination`` (file, kafka, s3) for ``reason``
+        (max_attempts, max_record_age, reported)."""
+        return self._dead_letters().labels(*self._values, destination, reason)
+
+    def _dead_letters(self) -> Any:
+        return self._families.get(
+            Counter,
+            "bridge_dead_letters_total",
+            "Records sent to the dead letters, by destination and reason.",
+            ("destination", "reason"),
+        )
+
     def _counter(self, name: str, doc: str) -> Any:
         return self._families.get(Counter, name, doc).labels(*self._values)
 
     def _gauge(self, name: str, doc: str) -> Any:
         return self._families.get(Gauge, name, doc).labels(*self._values)
 
-    def value(self, name: str) -> float:
-        """Current value of a series, for status output and tests."""
-        sample = self.registry.get_sample_value(name, dict(zip(_LABELS, self._values, strict=True)))
-        return float(sample or 0.0)
+    def value(self, name: str, **labels: str) -> float:
+        """Current value of a series, for status output and tests: the sum over the labels
+        not given (a family with labels beyond ``app`` and ``table``)."""
+        wanted = dict(zip(_LABELS, self._values, strict=True)) | labels
+        total = 0.0
+        for family in self.registry.collect():
+            for sample in family.samples:
+                if sample.name == name and wanted.items() <= sample.labels.items():
+                    total += sample.value
+        return total

@@ -30,6 +30,8 @@ class DeadLetterUnavailableError(RetriableError):
 
 
 class DeadLetters(Protocol):
+    kind: str
+    """``file``, ``kafka`` or ``s3``: the ``destination`` label of the dead-letter counter."""
     where: str
     """The destination, for logs."""
 
@@ -55,6 +57,8 @@ def dead_letter_document(record: ChangeRecord, error: BaseException, attempts: i
 
 class DeadLetterFile:
     """JSON lines, appended and flushed to disk (fsync) before the write returns."""
+
+    kind = "file"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -83,6 +87,8 @@ class DeadLetterFile:
 class DeadLetterTopic:
     """A Kafka topic of its own producer (idempotent, ``acks=all``): a write returns once the
     broker acknowledged it, within ``timeout`` seconds, or raises."""
+
+    kind = "kafka"
 
     def __init__(
         self, servers: str, topic: str, *, producer: dict[str, Any], timeout: float = 30.0
@@ -123,6 +129,8 @@ class DeadLetterTopic:
 
 class DeadLetterBucket:
     """One S3 object per record, ``<prefix><shard>/<sequence number>.json``."""
+
+    kind = "s3"
 
     def __init__(self, bucket: str, prefix: str, *, client: Any) -> None:
         self.bucket = bucket

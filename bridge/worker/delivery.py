@@ -72,6 +72,11 @@ class SnapshotHaltedError(Exception):
         self.error = error
 
 
+DeadLetterReason = Literal["max_attempts", "max_record_age", "reported"]
+"""Why a record was given up: it failed every attempt, it was older than ``max_record_age``
+when it failed, or the processor named it (``PartialBatchError``) as the one at fault."""
+
+
 @dataclass(frozen=True)
 class DeliveryPolicy:
     max_attempts: int
@@ -91,7 +96,7 @@ class BatchDelivery:
         *,
         checkpoint: Callable[[str], Awaitable[None]],
         dead_letter: DeadLetters | None,
-        on_dead_letter: Callable[[], None] = lambda: None,
+        on_dead_letter: Callable[[str], None] = lambda reason: None,
         on_retry: Callable[[], None] = lambda: None,
         stopping: asyncio.Event | None = None,
         ensure_valid: Callable[[], None] = lambda: None,
@@ -103,6 +108,7 @@ class BatchDelivery:
         self.checkpoint = checkpoint
         self.dead_letter = dead_letter
         self.on_dead_letter = on_dead_letter
+        """Called with the reason of each record given up (``DeadLetterReason``)."""
         self.on_retry = on_retry
         self.stopping = stopping or asyncio.Event()
         self.ensure_valid = ensure_valid
@@ -126,12 +132,12 @@ class BatchDelivery:
                 await self._checkpoint(records[done - 1].sequence_number)
                 records = records[done:]
             elif _names(error, records[0]) and len(records) > 1:
-                await self._give_up(records[0], error)  # the processor said which one
+                await self._give_up(records[0], error, "reported")  # the processor said which
                 records = records[1:]
             else:
                 break
         if len(records) == 1:
-            await self._give_up(records[0], error)
+            await self._give_up(records[0], error, self._reason(records, error))
             return
         how = "by halves" if self.policy.bisect else "record by record"
         log.warning(
@@ -154,7 +160,7 @@ class BatchDelivery:
             if error is None:
                 await self._checkpoint(part[-1].sequence_number)
             elif len(part) == 1:
-                await self._give_up(part[0], error)
+                await self._give_up(part[0], error, self._reason(part, error))
             else:
                 await self._by_halves(shard_id, part)
 
@@ -168,7 +174,7 @@ class BatchDelivery:
             if done is not None:
                 await self._checkpoint(done)
                 done = None
-            await self._give_up(record, error)
+            await self._give_up(record, error, self._reason([record], error))
         if done is not None:
             await self._checkpoint(done)
 
@@ -183,6 +189,12 @@ class BatchDelivery:
             tries=1 if old else self.policy.max_attempts,
             ends_early=lambda error: _done_before(error, batch.records) > 0,
         )
+
+    def _reason(self, records: Sequence[ChangeRecord], error: Exception) -> DeadLetterReason:
+        """Why a record that failed its attempts is given up."""
+        if _names(error, records[0]):
+            return "reported"
+        return "max_record_age" if self._too_old(records) else "max_attempts"
 
     def _too_old(self, records: Sequence[ChangeRecord]) -> bool:
         limit = self.policy.max_record_age
@@ -259,7 +271,9 @@ class BatchDelivery:
             raise DeliveryInterruptedError
         self.ensure_valid()
 
-    async def _give_up(self, record: ChangeRecord, error: Exception) -> None:
+    async def _give_up(
+        self, record: ChangeRecord, error: Exception, reason: DeadLetterReason
+    ) -> None:
         if self.policy.on_error == "stop" or self.dead_letter is None:
             raise ProcessingHaltedError(record, error)
         outage = 0
@@ -278,12 +292,13 @@ class BatchDelivery:
                 )
                 await self._pause(outage)
                 outage += 1
-        self.on_dead_letter()
+        self.on_dead_letter(reason)
         log.error(
             "record sent to the dead letters",
             shard=record.shard_id,
             seq=record.sequence_number,
             to=self.dead_letter.where,
+            reason=reason,
             error=repr(error),
         )
         await self._checkpoint(record.sequence_number)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from bridge.processors.api import Batch, LeaseLostError
 from bridge.records import ChangeRecord
@@ -37,8 +38,11 @@ class LaneDelivery:
         make_lane: Callable[[Callable[[str], Awaitable[None]]], BatchDelivery],
         lanes: int,
         checkpoint: Callable[[str], Awaitable[None]],
+        *,
+        busy: Any = None,
     ) -> None:
-        """``make_lane(report)``: a lane's delivery, whose checkpoints report to this."""
+        """``make_lane(report)``: a lane's delivery, whose checkpoints report to this;
+        ``busy``: a gauge of the lanes delivering now (``inc``/``dec``)."""
         self.lanes = [make_lane(functools.partial(self._lane_done, i)) for i in range(lanes)]
         self.checkpoint = checkpoint
         self._batch: Sequence[ChangeRecord] = ()
@@ -49,6 +53,7 @@ class LaneDelivery:
         self._written = -1
         """Index in the batch of the last record the checkpoint passed."""
         self._lock = asyncio.Lock()
+        self._busy = busy
 
     async def deliver(self, batch: Batch, *, through: ChangeRecord | None = None) -> None:
         records = batch.records
@@ -67,11 +72,21 @@ class LaneDelivery:
         try:
             async with asyncio.TaskGroup() as group:
                 for lane, part in parts.items():
-                    group.create_task(self.lanes[lane].deliver(Batch(batch.shard_id, part)))
+                    group.create_task(self._run_lane(lane, Batch(batch.shard_id, part)))
         except BaseExceptionGroup as failed:
             raise _first_of(failed) from None
         if through is not None and through is not records[-1]:
             await self.checkpoint(through.sequence_number)
+
+    async def _run_lane(self, lane: int, batch: Batch) -> None:
+        if self._busy is None:
+            await self.lanes[lane].deliver(batch)
+            return
+        self._busy.inc()
+        try:
+            await self.lanes[lane].deliver(batch)
+        finally:
+            self._busy.dec()
 
     async def skip(self, sequence_number: str) -> None:
         await self.checkpoint(sequence_number)

@@ -101,13 +101,15 @@ class ConsumerLauncher:
         )
         processor = source.factory.create(name)
 
+        dead_kind = self.dead_letter.kind if self.dead_letter else "none"
+
         def delivery_to(checkpoint: Callable[[str], Awaitable[None]]) -> BatchDelivery:
             return BatchDelivery(
                 processor,
                 self.policy,
                 checkpoint=checkpoint,
                 dead_letter=self.dead_letter,
-                on_dead_letter=metrics.dead_letters.inc,
+                on_dead_letter=lambda reason: metrics.dead_letter(dead_kind, reason).inc(),
                 on_retry=metrics.errors_transient.inc,
                 stopping=self.stopping,
                 ensure_valid=holder.ensure_valid,
@@ -147,7 +149,9 @@ class ConsumerLauncher:
             holder=holder,
             processor=processor,
             delivery=(
-                LaneDelivery(delivery_to, lanes, holder.checkpoint) if lanes > 1 else delivery
+                LaneDelivery(delivery_to, lanes, holder.checkpoint, busy=metrics.lanes_busy)
+                if lanes > 1
+                else delivery
             ),
             settings=self.settings,
             metrics=metrics,

@@ -102,8 +102,10 @@ def test_parents_learn_every_child_and_finished_leases_go_only_when_unneeded(
         assert all(started(leases.get(c, Lease(c))) for c in lease.children)
     for key, lease in leases.items():
         if key not in plan.delete:
-            assert not lease.finished or key in shards or any(
-                not started(leases.get(child, Lease(child))) for child in lease.children
+            assert (
+                not lease.finished
+                or key in shards
+                or any(not started(leases.get(child, Lease(child))) for child in lease.children)
             )
 
 

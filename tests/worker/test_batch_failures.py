@@ -54,8 +54,11 @@ def delivery(
     bisect: bool = False,
     max_record_age: float | None = None,
     now: float = 0.0,
+    reasons: list[str] | None = None,
 ) -> tuple[BatchDelivery, DeadLetterFile]:
+    """``reasons``: gets the reason of each record given up, as the metrics do."""
     dead = DeadLetterFile(tmp_path / "dead.jsonl")
+    said = reasons if reasons is not None else []
 
     async def checkpoint(sequence_number: str) -> None:
         checkpoints.append(sequence_number)
@@ -69,7 +72,12 @@ def delivery(
     )
     return (
         BatchDelivery(
-            processor, policy, checkpoint=checkpoint, dead_letter=dead, clock=lambda: now
+            processor,
+            policy,
+            checkpoint=checkpoint,
+            dead_letter=dead,
+            on_dead_letter=said.append,
+            clock=lambda: now,
         ),
         dead,
     )
@@ -85,8 +93,10 @@ async def test_a_partial_failure_checkpoints_what_came_before_and_retries_only_t
 ) -> None:
     processor = Poisoned({"4"}, partial=True)
     checkpoints: list[str] = []
-    deliver, dead = delivery(processor, checkpoints, tmp_path)
+    reasons: list[str] = []
+    deliver, dead = delivery(processor, checkpoints, tmp_path, reasons=reasons)
     await deliver.deliver(records(6))
+    assert reasons == ["reported"]
     assert checkpoints[0] == "3"  # at once, before any retry
     assert processor.calls[1][0] == "4"  # the retry starts at the failed record
     assert processor.applied.count("1") == 1  # nothing before it is handed over again
@@ -101,10 +111,13 @@ async def test_halves_find_the_poison_record_in_fewer_tries_than_one_at_a_time(
     one_by_one, halves = Poisoned({"13"}), Poisoned({"13"})
     for processor, bisect in ((one_by_one, False), (halves, True)):
         checkpoints: list[str] = []
+        reasons: list[str] = []
         (tmp_path / str(bisect)).mkdir()
-        deliver, dead = delivery(processor, checkpoints, tmp_path / str(bisect), bisect=bisect)
+        deliver, dead = delivery(
+            processor, checkpoints, tmp_path / str(bisect), bisect=bisect, reasons=reasons
+        )
         await deliver.deliver(records(16))
-        assert dead_seqs(dead) == ["13"]
+        assert dead_seqs(dead) == ["13"] and reasons == ["max_attempts"]
         assert checkpoints[-1] == "16"
         assert sorted(set(processor.applied), key=int) == [str(n) for n in range(1, 17) if n != 13]
     assert len(halves.calls) < len(one_by_one.calls)
@@ -114,12 +127,14 @@ async def test_a_record_past_max_record_age_is_given_up_after_one_try(tmp_path: 
     written = datetime(2026, 1, 2, tzinfo=UTC).timestamp()
     processor = Poisoned({"1"})
     checkpoints: list[str] = []
+    reasons: list[str] = []
     deliver, dead = delivery(
-        processor, checkpoints, tmp_path, max_record_age=3600, now=written + 7200
+        processor, checkpoints, tmp_path, max_record_age=3600, now=written + 7200, reasons=reasons
     )
     old = batch(change("INSERT", 1, {"pk": "k1"}, {"v": 1}, created=written))
     await deliver.deliver(old)
     assert len(processor.calls) == 1 and dead_seqs(dead) == ["1"] and checkpoints == ["1"]
+    assert reasons == ["max_record_age"]
     young = Poisoned({"1"})
     deliver, _ = delivery(young, [], tmp_path, max_record_age=3600, now=written + 60)
     await deliver.deliver(old)

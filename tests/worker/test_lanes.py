@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from bridge.core.backoff import Backoff
+from bridge.metrics import Metrics
 from bridge.processors.api import Batch, Processor
 from bridge.worker.delivery import BatchDelivery, DeliveryPolicy, ProcessingHaltedError
 from bridge.worker.lanes import LaneDelivery, lane_of
@@ -50,7 +51,10 @@ class Slow(Processor):
 
 
 def lanes_over(
-    processor: Slow, checkpoints: list[tuple[str, frozenset[int]]], lanes: int
+    processor: Slow,
+    checkpoints: list[tuple[str, frozenset[int]]],
+    lanes: int,
+    busy: object = None,
 ) -> LaneDelivery:
     async def checkpoint(sequence_number: str) -> None:
         # What was applied when the checkpoint was written: it must cover every record up to it.
@@ -60,7 +64,7 @@ def lanes_over(
         policy = DeliveryPolicy(max_attempts=2, on_error="stop", backoff=QUICK)
         return BatchDelivery(processor, policy, checkpoint=report, dead_letter=None)
 
-    return LaneDelivery(lane, lanes, checkpoint)
+    return LaneDelivery(lane, lanes, checkpoint, busy=busy)
 
 
 async def test_lanes_run_at_once_keep_each_items_order_and_checkpoint_only_what_is_done() -> None:
@@ -89,6 +93,23 @@ async def test_a_lane_that_halts_keeps_the_checkpoint_before_its_failed_record()
     with pytest.raises(ProcessingHaltedError):
         await lanes_over(processor, checkpoints, 3).deliver(changes(40, keys=9))
     assert all(int(s) < 23 for s, _ in checkpoints)
+
+
+async def test_lanes_busy_counts_the_lanes_delivering_now() -> None:
+    metrics = Metrics("app", "t")
+    seen: list[tuple[int, float]] = []
+
+    class Watched(Slow):
+        async def process(self, batch: Batch) -> None:
+            await asyncio.sleep(0)  # let every lane start
+            seen.append((self.in_flight + 1, metrics.value("bridge_lanes_busy")))
+            await super().process(batch)
+
+    processor = Watched()
+    await lanes_over(processor, [], 4, busy=metrics.lanes_busy).deliver(changes(40, keys=8))
+    assert max(busy for _, busy in seen) > 1
+    assert all(busy >= in_flight for in_flight, busy in seen)
+    assert metrics.value("bridge_lanes_busy") == 0
 
 
 def test_one_items_changes_always_share_a_lane() -> None:

@@ -151,3 +151,6 @@ async def test_on_error_dead_letter_writes_exactly_that_record_and_moves_on(
     checkpoint = leases[poison.shard].checkpoint if poison.shard in leases else SHARD_END
     assert checkpoint in {stream.last_in(poison.shard).seq, SHARD_END}
     assert metrics.value("bridge_dead_letters_total") == 1
+    assert (
+        metrics.value("bridge_dead_letters_total", destination="file", reason="max_attempts") == 1
+    )
