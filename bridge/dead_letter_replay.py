@@ -12,7 +12,6 @@ processor that keeps its own checkpoint (``sqlite``): an old record would move i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,6 +25,9 @@ from bridge.processors.api import Batch, EndReason, ShardContext
 from bridge.records import ChangeRecord
 from bridge.worker.app import factory_maker
 from bridge.worker.dead_letters import dead_letters
+
+_KAFKA_TIMEOUT = 30.0
+"""Seconds a Kafka dead-letter topic has to answer a replay's requests."""
 
 
 class ReplayRefusedError(Exception):
@@ -156,8 +158,8 @@ class _BucketLetters:
 
 
 class _TopicLetters:
-    """The topic from the replay group's position to its end; the group's offsets move past
-    what was replayed."""
+    """The topic from the replay group's committed position to its end, read by assignment
+    (no group join to wait for); the group's offsets move past what was replayed."""
 
     def __init__(self, config: BridgeConfig, destination: Any) -> None:
         from confluent_kafka import Consumer
@@ -167,10 +169,12 @@ class _TopicLetters:
         if not isinstance(servers, str):
             servers = ",".join(servers or [])
         self.topic = destination.topic
+        self.where = destination.where
+        self.group = f"{config.app}-dead-letters-replay"
         self.consumer = Consumer(
             {
                 "bootstrap.servers": servers,
-                "group.id": f"{config.app}-dead-letters-replay",
+                "group.id": self.group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": True,
@@ -179,33 +183,40 @@ class _TopicLetters:
         )
 
     def read(self) -> list[Letter]:
-        from confluent_kafka import KafkaError
+        from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
         self.letters: list[Letter] = []
-
-        metadata = self.consumer.list_topics(self.topic, timeout=10).topics[self.topic]
-        partitions = set(metadata.partitions)
-        self.consumer.subscribe([self.topic])
-        letters: list[Letter] = []
+        try:
+            listed = self.consumer.list_topics(self.topic, timeout=_KAFKA_TIMEOUT)
+            found = listed.topics.get(self.topic)
+            if found is None or found.error is not None or not found.partitions:
+                raise ReplayRefusedError(f"no dead-letter {self.where}")
+            wanted = [TopicPartition(self.topic, p) for p in sorted(found.partitions)]
+            positions = self.consumer.committed(wanted, timeout=_KAFKA_TIMEOUT)
+        except KafkaException as exc:
+            raise ReplayRefusedError(f"dead-letter {self.where} did not answer: {exc}") from exc
+        self.consumer.assign(positions)  # uncommitted partitions start at the beginning
         ended: set[int] = set()
-        while ended != partitions:
-            message = self.consumer.poll(5)
+        while ended != set(found.partitions):
+            message = self.consumer.poll(_KAFKA_TIMEOUT)
             if message is None:
-                break
+                raise ReplayRefusedError(
+                    f"dead-letter {self.where} sent nothing for {_KAFKA_TIMEOUT:.0f} s"
+                )
             error = message.error()
             if error is not None:
-                partition = message.partition()
-                if error.code() == KafkaError._PARTITION_EOF and partition is not None:
-                    ended.add(partition)
+                if error.code() != KafkaError._PARTITION_EOF:
+                    raise ReplayRefusedError(f"reading the dead-letter {self.where}: {error}")
+                ended.add(message.partition() or 0)
                 continue
             value = message.value()
             if value is not None:
-                letters.append(_letter(value, (message.partition(), message.offset())))
-        self.letters = letters
-        return letters
+                handle = (message.partition(), message.offset())
+                self.letters.append(_letter(value, handle))
+        return self.letters
 
     def remove(self, done: list[Letter]) -> None:
-        from confluent_kafka import TopicPartition
+        from confluent_kafka import KafkaException, TopicPartition
 
         # Past the replayed ones, never past one that failed again (it is read next time).
         replayed = {letter.handle for letter in done}
@@ -218,8 +229,14 @@ class _TopicLetters:
                 if (partition, offset) not in replayed:
                     break
                 upto[partition] = offset
-        if upto:
-            positions = [TopicPartition(self.topic, p, o + 1) for p, o in upto.items()]
-            with contextlib.suppress(Exception):
+        try:
+            if upto:
+                positions = [TopicPartition(self.topic, p, o + 1) for p, o in upto.items()]
                 self.consumer.commit(offsets=positions, asynchronous=False)
-        self.consumer.close()
+        except KafkaException as exc:
+            raise ReplayRefusedError(
+                f"the replayed records were delivered, but consumer group {self.group!r} did "
+                f"not save its position ({exc}): a next replay hands them over again"
+            ) from exc
+        finally:
+            self.consumer.close()

@@ -101,9 +101,7 @@ def bridge_snapshot(
             }
         )
     )
-    running = [
-        BenchWorker(f"{app}-w{n}", config, work / f"{app}-w{n}.log") for n in range(workers)
-    ]
+    running = [BenchWorker(f"{app}-w{n}", config, work / f"{app}-w{n}.log") for n in range(workers)]
     try:
         first, last, seen = _read_snapshot(broker.bootstrap_servers, topic, items, running)
     finally:

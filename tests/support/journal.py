@@ -12,7 +12,8 @@ from pathlib import Path
 
 import orjson
 
-from bridge.processors.api import Batch, EndReason, Processor
+from bridge.processors.api import Batch, EndReason, PartialBatchError, Processor
+from bridge.records import ChangeRecord
 
 
 class JournalProcessor(Processor):
@@ -27,8 +28,8 @@ class JournalProcessor(Processor):
                     "table": self.context.table,
                     "shard": record.shard_id,
                     "seq": record.sequence_number,
-                    "key": str(record.keys["pk"]),
-                    "version": int((record.new_image or {}).get("version", 0)),
+                    "key": _key_version(record)[0],
+                    "version": _key_version(record)[1],
                     "pid": pid,
                 }
             )
@@ -48,6 +49,35 @@ class JournalProcessor(Processor):
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class PoisonedJournal(JournalProcessor):
+    """A journal that cannot apply one change, ``poison`` (``key@version``). With ``report`` it
+    journals the records before that one and names it (``PartialBatchError``); without, the
+    whole batch fails and nothing of it is journalled (``bisect_on_error`` finds the record)."""
+
+    def __init__(self, path: str, poison: str, report: bool = False) -> None:
+        super().__init__(path)
+        key, _, version = poison.partition("@")
+        self.poison = (key, int(version))
+        self.report = report
+
+    async def process(self, batch: Batch) -> None:
+        records = list(batch.records)
+        at = next((i for i, r in enumerate(records) if _key_version(r) == self.poison), None)
+        if at is None:
+            await super().process(batch)
+            return
+        why = f"cannot apply {self.poison[0]}@{self.poison[1]}"
+        if not self.report:
+            raise ValueError(why)
+        if at:
+            await super().process(Batch(batch.shard_id, records[:at]))
+        raise PartialBatchError(records[at].sequence_number, why)
+
+
+def _key_version(record: ChangeRecord) -> tuple[str, int]:
+    return str(record.keys["pk"]), int((record.new_image or {}).get("version", 0))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,20 @@ class WorkerProcess:
         code = self.process.poll()
         if code is not None:
             raise AssertionError(f"worker {self.name} exited with {code}:\n{self.log_tail()}")
+
+    def wait_for(self, condition: Callable[[], object], within: float, what: str) -> None:
+        """Poll a condition on files, logs or tables until it holds, failing at once if the
+        worker died on its own."""
+        deadline = time.monotonic() + within
+        while not condition():
+            self.ensure_alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {within}s waiting for {what}")
+            time.sleep(0.05)
+
+    def logged(self, event: str) -> list[dict[str, Any]]:
+        """The structured log lines whose message is ``event``."""
+        return [line for line in self.log_events() if line.get("event") == event]
 
     def log_events(self) -> list[dict[str, Any]]:
         """The worker's structured log lines (other lines, from libraries, are skipped)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,18 +25,6 @@ from tests.worker.conftest import dynamodb
 
 WRITES = 20_000
 KEYS = 1_000
-
-
-def wait_for(
-    condition: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess
-) -> None:
-    """Poll a file-backed condition until it holds, failing early if the worker died."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        worker.ensure_alive()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def lease_checkpoints(ddb: object, lease_table: str) -> dict[str, str | None]:
@@ -101,7 +88,7 @@ def test_sigkill_twice_loses_nothing_and_replays_only_after_the_checkpoint(
     kill_points = [rng.randint(2_000, 8_000), rng.randint(11_000, 17_000)]
     runs: list[tuple[int, dict[str, str | None]]] = []  # (pid killed, checkpoints when it died)
     for point in kill_points:
-        wait_for(lambda p=point: count_lines(journal) >= p, 120, f"{point} journal lines", worker)
+        worker.wait_for(lambda p=point: count_lines(journal) >= p, 120, f"{point} journal lines")
         worker.kill()
         runs.append((worker.pid, lease_checkpoints(ddb, f"{app}-leases")))
         worker = WorkerProcess(None, config, tmp_path / "worker.log")
@@ -109,7 +96,7 @@ def test_sigkill_twice_loses_nothing_and_replays_only_after_the_checkpoint(
     def all_seen() -> bool:
         return len({(e.key, e.version) for e in read_journal(journal)}) >= WRITES
 
-    wait_for(all_seen, 180, "every write in the journal", worker)
+    worker.wait_for(all_seen, 180, "every write in the journal")
     writing.join(timeout=60)
     worker.terminate()
     assert worker.wait(60) == 0, worker.log_tail()
