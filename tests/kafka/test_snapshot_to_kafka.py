@@ -64,15 +64,15 @@ async def test_a_bootstrap_publishes_the_table_then_the_stream(
     ddb = dynamodb(local.endpoint_url)
     table = create_table(ddb, prefix="snap")
     create_topic(kafka_broker.bootstrap_servers, partitions=PARTITIONS, name=table)
-    before = Workload(1200, 800, seed=3)
+    before = Workload(600, 400, seed=3)
     write_all(ddb, table, before)
     local.trim(advance="25h")  # the stream forgets every change so far: only a scan sees them
-    after = Workload(300, 800, seed=4)
+    after = Workload(200, 400, seed=4)
     config = kafka_config(
         local.endpoint_url,
         table,
         kafka_broker,
-        source={"start": "bootstrap", "bootstrap": {"segments": SEGMENTS, "page_items": 2}},
+        source={"start": "bootstrap", "bootstrap": {"segments": SEGMENTS, "page_items": 6}},
     )
     with TopicReader(kafka_broker.bootstrap_servers, table) as reader:
         async with open_runtime(config) as runtime:

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 
 from bridge.local.endpoint import LocalEndpoint
@@ -36,6 +37,7 @@ def start_worker(config: Path, log: Path, name: str) -> subprocess.Popen[bytes]:
         )
 
 
+@pytest.mark.slow  # the chaos suite's scenarios cover this too; CI runs both
 def test_two_workers_publish_every_change_in_order_through_a_handoff(
     make_local_endpoint: Callable[..., LocalEndpoint], kafka_broker: KafkaBroker, tmp_path: Path
 ) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
+import pytest
 
 from bridge.core.positions import SHARD_END
 from bridge.local.endpoint import LocalEndpoint
@@ -94,6 +95,7 @@ def in_order(workload: Workload) -> Callable[[list[ReadMessage]], bool]:
     return done
 
 
+@pytest.mark.slow  # the chaos suite's scenarios cover this too; CI runs both
 async def test_a_broker_freeze_delays_delivery_but_loses_nothing_and_checkpoints_nothing_early(
     make_local_endpoint: Callable[..., LocalEndpoint], own_broker: KafkaBroker
 ) -> None:

@@ -54,7 +54,7 @@ async def run_until(
 @pytest.mark.parametrize(
     ("writes", "keys"),
     [
-        pytest.param(2_000, 100, id="2k"),
+        pytest.param(1_000, 100, id="1k"),
         pytest.param(10_000, 500, id="10k", marks=pytest.mark.slow),
     ],
 )

@@ -15,6 +15,8 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from bridge.local import LocalEndpoint
 
 SUITE = Path(__file__).with_name("moto_style_suite.py")
@@ -47,6 +49,7 @@ def run_suite(endpoint: LocalEndpoint, report: Path) -> dict[str, str]:
     return outcomes
 
 
+@pytest.mark.slow
 def test_a_moto_style_suite_gets_the_same_results_twice_against_one_endpoint(
     make_local_endpoint: MakeEndpoint, tmp_path: Path
 ) -> None:

@@ -105,7 +105,8 @@ async def eventually(condition: Callable[[], bool], within: float, what: str) ->
 
 
 @pytest.mark.parametrize(
-    "items", [pytest.param(3_000, id="3k"), pytest.param(50_000, id="50k", marks=pytest.mark.slow)]
+    "items",
+    [pytest.param(1_500, id="1.5k"), pytest.param(50_000, id="50k", marks=pytest.mark.slow)],
 )
 async def test_bootstrap_under_writes_converges_and_readiness_tells_the_truth(
     items: int, make_local_endpoint: Callable[..., LocalEndpoint], tmp_path: Path

@@ -27,7 +27,7 @@ from tests.worker.conftest import dynamodb, running_worker, worker_config
 @pytest.mark.parametrize(
     ("writes", "keys"),
     [
-        pytest.param(4_000, 200, id="4k"),
+        pytest.param(2_000, 200, id="2k"),
         pytest.param(20_000, 1_000, id="20k", marks=pytest.mark.slow),
     ],
 )
