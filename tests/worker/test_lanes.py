@@ -4,16 +4,18 @@ that never passes a record still in flight or failed in any lane. Pure."""
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge.core.backoff import Backoff
 from bridge.metrics import Metrics
 from bridge.processors.api import Batch, Processor
 from bridge.worker.delivery import BatchDelivery, DeliveryPolicy, ProcessingHaltedError
-from bridge.worker.lanes import LaneDelivery, lane_of
+from bridge.worker.lanes import LaneDelivery, split_into_lanes
 from tests.sqlite.records import batch, change
 
 QUICK = Backoff(base=0.001, cap=0.004)
@@ -112,9 +114,30 @@ async def test_lanes_busy_counts_the_lanes_delivering_now() -> None:
     assert metrics.value("bridge_lanes_busy") == 0
 
 
-def test_one_items_changes_always_share_a_lane() -> None:
-    work = changes(50, keys=5)
-    lanes: dict[str, set[int]] = defaultdict(set)
-    for record in work.records:
-        lanes[str(record.keys["pk"])].add(lane_of(record, 4))
-    assert all(len(used) == 1 for used in lanes.values())
+@settings(max_examples=200, deadline=None)
+@given(
+    keys=st.lists(st.integers(min_value=0, max_value=30), min_size=1, max_size=200),
+    lanes=st.integers(min_value=1, max_value=10),
+)
+def test_a_split_keeps_each_item_in_one_lane_in_order_and_the_lanes_even(
+    keys: list[int], lanes: int
+) -> None:
+    records = [
+        change("MODIFY", seq, {"pk": f"k{key}"}, {"v": seq}) for seq, key in enumerate(keys, 1)
+    ]
+    parts = split_into_lanes(records, lanes)
+    assert set(parts) <= set(range(lanes))
+    assert sorted(r.sequence_number for p in parts.values() for r in p) == sorted(
+        r.sequence_number for r in records
+    )
+    used: dict[str, set[int]] = defaultdict(set)
+    for lane, part in parts.items():
+        assert [int(r.sequence_number) for r in part] == sorted(
+            int(r.sequence_number) for r in part
+        )
+        for record in part:
+            used[str(record.keys["pk"])].add(lane)
+    assert all(len(lanes_used) == 1 for lanes_used in used.values())
+    # Greedy by size: no lane holds more than an even share plus the largest item's changes.
+    largest = max(Counter(keys).values())
+    assert max(len(part) for part in parts.values()) <= len(records) / lanes + largest
