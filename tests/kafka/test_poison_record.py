@@ -25,6 +25,7 @@ from bridge.local.processes import KafkaBroker
 from tests.kafka.topic_reader import TopicReader, create_topic
 from tests.support.journal import read_journal
 from tests.support.worker_process import ROOT, WorkerProcess
+from tests.support.workload import create_table
 from tests.worker.conftest import dynamodb
 from tests.worker.test_sigkill import lease_checkpoints
 
@@ -85,14 +86,7 @@ def test_the_poison_record_goes_to_the_dead_letters_and_nothing_else_is_lost(
 ) -> None:
     local = make_local_endpoint(shards=1)
     ddb = dynamodb(local.endpoint_url)
-    table = f"poison-{uuid.uuid4().hex[:8]}"
-    ddb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    table, _ = create_table(ddb, prefix="poison")
     app = f"poison-{destination}"
     journal = tmp_path / "journal.jsonl"
     bucket = f"dead-{uuid.uuid4().hex[:8]}"
