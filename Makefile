@@ -18,7 +18,7 @@ demo: $(STAMP)
 
 ## Lint, types and the quick test tier (what CI runs).
 test: $(STAMP) lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
 
 ## Everything, slow scenario tests included.
 test-full: PYTEST_ARGS += --full

@@ -16,8 +16,10 @@ from tests.chaos.harness import ChaosRun
 from tests.chaos.scenarios import all_holding, busiest, taken_over
 
 
+@pytest.mark.slow  # in CI's chaos step with the other scenarios (scripts/chaos.py)
 def test_kill_9_mid_batch_loses_nothing(chaos: Callable[..., ChaosRun]) -> None:
-    """The quick tier's proof that the suite works end to end (about 20 s)."""
+    """The shortest scenario (about 20 s): a kill while one batch is in hand and another is
+    in the topic but not yet checkpointed."""
     run = chaos("kill-9 mid-batch (kafka)", rotate_records=400)
     # A batch spends 0.1 s in hand before it is sent and 0.4 s in the topic before its
     # checkpoint; the kill waits for a moment when the victim has one shard's batch in hand
