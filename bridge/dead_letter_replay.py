@@ -22,6 +22,7 @@ import orjson
 
 from bridge.config import BridgeConfig
 from bridge.processors.api import Batch, EndReason, ShardContext
+from bridge.processors.dead_letter import DeadLetterBucket, DeadLetterFile, DeadLetterTopic
 from bridge.records import ChangeRecord
 from bridge.worker.app import factory_maker
 from bridge.worker.dead_letters import dead_letters
@@ -104,13 +105,12 @@ async def replay(config: BridgeConfig) -> ReplayResult:
 
 def _store_of(config: BridgeConfig) -> Any:
     destination = dead_letters(config)
-    chosen = config.processor.dead_letter
-    kind = "file" if chosen is None else chosen.kind
-    if kind == "file":
-        return _FileLetters(Path(destination.where))
-    if kind == "s3":
+    if isinstance(destination, DeadLetterFile):
+        return _FileLetters(destination.path)
+    if isinstance(destination, DeadLetterBucket):
         return _BucketLetters(destination)
-    return _TopicLetters(config, destination)
+    assert isinstance(destination, DeadLetterTopic)
+    return _TopicLetters(f"{config.app}-dead-letters-replay", destination)
 
 
 def _letter(document: bytes, handle: Any) -> Letter:
@@ -138,8 +138,8 @@ class _FileLetters:
 
 
 class _BucketLetters:
-    def __init__(self, destination: Any) -> None:
-        self.client = destination._client
+    def __init__(self, destination: DeadLetterBucket) -> None:
+        self.client = destination.client
         self.bucket = destination.bucket
         self.prefix = destination.prefix
 
@@ -161,24 +161,20 @@ class _TopicLetters:
     """The topic from the replay group's committed position to its end, read by assignment
     (no group join to wait for); the group's offsets move past what was replayed."""
 
-    def __init__(self, config: BridgeConfig, destination: Any) -> None:
+    def __init__(self, group: str, destination: DeadLetterTopic) -> None:
         from confluent_kafka import Consumer
 
-        chosen = config.processor.dead_letter
-        servers = chosen.bootstrap_servers if chosen else None
-        if not isinstance(servers, str):
-            servers = ",".join(servers or [])
         self.topic = destination.topic
         self.where = destination.where
-        self.group = f"{config.app}-dead-letters-replay"
+        self.group = group
         self.consumer = Consumer(
             {
-                "bootstrap.servers": servers,
-                "group.id": self.group,
+                "bootstrap.servers": destination.servers,
+                "group.id": group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": True,
-                **(chosen.producer if chosen else {}),
+                **destination.settings,
             }
         )
 

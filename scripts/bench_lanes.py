@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import boto3
+from benchlib.cluster import create_table, dynamodb
 
 from bridge.config import BridgeConfig
 from bridge.local.endpoint import LocalEndpoint
@@ -52,20 +53,8 @@ class SlowService(Processor):
 
 
 def write(endpoint: str, table: str, writes: int, keys: int) -> None:
-    ddb = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    ddb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    ddb = dynamodb(endpoint)
+    create_table(ddb, table)
     for start in range(0, writes, 25):
         items = [
             {"PutRequest": {"Item": {"pk": {"S": f"k{n % keys:03d}"}, "version": {"N": str(n)}}}}
@@ -123,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lanes", type=int, default=5)
     parser.add_argument("--per-record", type=float, default=0.02)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     local = LocalEndpoint(shards=4).start()
     try:
         table = f"lanes-{uuid.uuid4().hex[:6]}"

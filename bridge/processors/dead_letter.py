@@ -96,6 +96,9 @@ class DeadLetterTopic:
         from confluent_kafka import Producer
 
         self.topic = topic
+        self.servers = servers
+        self.settings = producer
+        """Extra librdkafka settings (security, compression), for a replay's consumer too."""
         self.where = f"topic {topic!r} on Kafka at {servers}"
         self.timeout = timeout
         self._producer = Producer(
@@ -136,14 +139,14 @@ class DeadLetterBucket:
         self.bucket = bucket
         self.prefix = prefix
         self.where = f"s3://{bucket}/{prefix}"
-        self._client = client
+        self.client = client
 
     async def write(self, record: ChangeRecord, error: BaseException, attempts: int) -> None:
         document = dead_letter_document(record, error, attempts)
         key = f"{self.prefix}{record.shard_id}/{record.sequence_number}.json"
         try:
             await asyncio.to_thread(
-                self._client.put_object, Bucket=self.bucket, Key=key, Body=document
+                self.client.put_object, Bucket=self.bucket, Key=key, Body=document
             )
         except Exception as exc:  # botocore's errors and connection failures alike
             raise DeadLetterUnavailableError(

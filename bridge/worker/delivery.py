@@ -127,11 +127,11 @@ class BatchDelivery:
                 last = through or records[-1]
                 await self._checkpoint(last.sequence_number)
                 return
-            done = _done_before(error, records)
+            done = _failed_at(error, records)
             if done:  # a partial failure: what came before the failed record is applied
                 await self._checkpoint(records[done - 1].sequence_number)
                 records = records[done:]
-            elif _names(error, records[0]) and len(records) > 1:
+            elif done == 0 and len(records) > 1:
                 await self._give_up(records[0], error, "reported")  # the processor said which
                 records = records[1:]
             else:
@@ -187,12 +187,12 @@ class BatchDelivery:
             shard=batch.shard_id,
             first=batch.records[0].sequence_number,
             tries=1 if old else self.policy.max_attempts,
-            ends_early=lambda error: _done_before(error, batch.records) > 0,
+            ends_early=lambda error: bool(_failed_at(error, batch.records)),
         )
 
     def _reason(self, records: Sequence[ChangeRecord], error: Exception) -> DeadLetterReason:
         """Why a record that failed its attempts is given up."""
-        if _names(error, records[0]):
+        if _failed_at(error, records) == 0:
             return "reported"
         return "max_record_age" if self._too_old(records) else "max_attempts"
 
@@ -312,17 +312,12 @@ class BatchDelivery:
             await self.checkpoint(sequence_number)
 
 
-def _names(error: Exception, record: ChangeRecord) -> bool:
-    """A ``PartialBatchError`` naming this record as the one that failed."""
-    return isinstance(error, PartialBatchError) and error.first_failed == record.sequence_number
-
-
-def _done_before(error: Exception, records: Sequence[ChangeRecord]) -> int:
-    """How many records a ``PartialBatchError`` says were applied (0 for any other error, or
-    one naming no record of the batch)."""
+def _failed_at(error: Exception, records: Sequence[ChangeRecord]) -> int | None:
+    """The index of the record a ``PartialBatchError`` names as failed (those before it were
+    applied); None for any other error, or one naming no record of the batch."""
     if not isinstance(error, PartialBatchError):
-        return 0
+        return None
     for index, record in enumerate(records):
         if record.sequence_number == error.first_failed:
             return index
-    return 0
+    return None

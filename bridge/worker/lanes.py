@@ -61,10 +61,10 @@ class LaneDelivery:
         self.lanes = [make_lane(functools.partial(self._lane_done, i)) for i in range(lanes)]
         self.checkpoint = checkpoint
         self._batch: Sequence[ChangeRecord] = ()
-        self._lane: dict[str, int] = {}
+        self._place: dict[str, tuple[int, int]] = {}
+        """Each record of the batch: its lane, and its place in that lane."""
         self._done_upto: dict[int, int] = {}
         """Per lane, how many of its records of the batch are done."""
-        self._by_lane: dict[int, list[str]] = {}
         self._written = -1
         """Index in the batch of the last record the checkpoint passed."""
         self._lock = asyncio.Lock()
@@ -74,12 +74,11 @@ class LaneDelivery:
         records = batch.records
         parts = split_into_lanes(records, len(self.lanes))
         self._batch = records
-        self._lane = {}
-        self._by_lane = {}
-        for lane, part in parts.items():
-            for record in part:
-                self._lane[record.sequence_number] = lane
-            self._by_lane[lane] = [record.sequence_number for record in part]
+        self._place = {
+            record.sequence_number: (lane, place)
+            for lane, part in parts.items()
+            for place, record in enumerate(part)
+        }
         self._done_upto = dict.fromkeys(parts, 0)
         self._written = -1
         try:
@@ -92,14 +91,13 @@ class LaneDelivery:
             await self.checkpoint(through.sequence_number)
 
     async def _run_lane(self, lane: int, batch: Batch) -> None:
-        if self._busy is None:
-            await self.lanes[lane].deliver(batch)
-            return
-        self._busy.inc()
+        if self._busy is not None:
+            self._busy.inc()
         try:
             await self.lanes[lane].deliver(batch)
         finally:
-            self._busy.dec()
+            if self._busy is not None:
+                self._busy.dec()
 
     async def skip(self, sequence_number: str) -> None:
         await self.checkpoint(sequence_number)
@@ -108,25 +106,19 @@ class LaneDelivery:
         """A lane's records up to ``sequence_number`` are done: move the shard's checkpoint as
         far as every lane allows."""
         async with self._lock:
-            seqs = self._by_lane.get(lane, [])
-            if sequence_number in seqs:
-                self._done_upto[lane] = max(self._done_upto[lane], seqs.index(sequence_number) + 1)
-            frontier = self._frontier()
+            reported = self._place.get(sequence_number)
+            if reported is not None and reported[0] == lane:
+                self._done_upto[lane] = max(self._done_upto[lane], reported[1] + 1)
+            frontier = self._written
+            while frontier + 1 < len(self._batch) and self._is_done(frontier + 1):
+                frontier += 1
             if frontier > self._written:
                 self._written = frontier
                 await self.checkpoint(self._batch[frontier].sequence_number)
 
-    def _frontier(self) -> int:
-        """The index of the last record before which every record of the batch is done."""
-        seen = dict.fromkeys(self._done_upto, 0)
-        last = -1
-        for index, record in enumerate(self._batch):
-            lane = self._lane[record.sequence_number]
-            if seen[lane] >= self._done_upto[lane]:
-                break
-            seen[lane] += 1
-            last = index
-        return last
+    def _is_done(self, index: int) -> bool:
+        lane, place = self._place[self._batch[index].sequence_number]
+        return self._done_upto[lane] > place
 
 
 def _first_of(failed: BaseExceptionGroup[BaseException]) -> BaseException:
