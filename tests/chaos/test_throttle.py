@@ -9,6 +9,7 @@ to explain one: every worker stays up and keeps its leases).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,7 @@ def test_throttled_lease_table_and_reads_cost_no_lease(chaos: Callable[..., Chao
     all_holding(run, app)
     run.hold(2 * run.timing.take_interval + 1, "the cluster to settle")
     owners = app.owners()
+    settled = app.log_events("lease lost")  # the start's rebalancing may have stolen one
     coordination = [app.lease_table, f"{app.lease_table}-coordination"]
 
     run.local.throttle(rate=0.8, seconds=8)
@@ -39,12 +41,16 @@ def test_throttled_lease_table_and_reads_cost_no_lease(chaos: Callable[..., Chao
 
     assert app.log_events("transient stream error; backing off"), "no read was throttled"
     assert run.local.stats()["table_faults"]["injected"] > 50, "the lease table was not hit"
-    assert_kept(app, owners)
+    assert_kept(app, owners, settled)
     check(run)
 
 
-def assert_kept(app: ChaosApp, owners: dict[str, str | None]) -> None:
-    lost = app.log_events("lease lost")
+def assert_kept(
+    app: ChaosApp, owners: dict[str, str | None], settled: list[dict[str, Any]]
+) -> None:
+    """No lease lost but the ``settled`` losses (before the faults), none moved from its owner
+    in ``owners``."""
+    lost = [event for event in app.log_events("lease lost") if event not in settled]
     assert not lost, f"leases lost while only throttled: {lost[:3]}"
     moved = {  # a finished shard's lease gives its owner up: that is not a move
         k: (owners[k], o) for k, o in app.owners().items() if o and owners.get(k) not in (None, o)
