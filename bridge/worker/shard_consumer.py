@@ -37,6 +37,7 @@ from bridge.streams.errors import (
     TransientStreamError,
     TrimmedDataError,
 )
+from bridge.streams.model import RecordsPage
 from bridge.streams.reader import StreamReader
 from bridge.worker.delivery import BatchDelivery, DeliveryInterruptedError, ProcessingHaltedError
 from bridge.worker.lanes import LaneDelivery
@@ -130,6 +131,8 @@ class ShardConsumer:
             wall_clock=wall_clock,
         )
         self._log = log.bind(table=context.table, shard=self.shard_id)
+        self._ahead: tuple[str, asyncio.Task[RecordsPage]] | None = None
+        """The next page, being read while this one is processed: (its iterator, the read)."""
 
     async def run(self) -> EndReason:
         reason = EndReason.FAILED
@@ -188,15 +191,19 @@ class ShardConsumer:
             return EndReason.SHARD_END
         self._log.info("shard started", checkpoint=self.started_from, start=request.kind)
         iterator = await self._iterator(request)
-        while iterator is not None:
-            if self.stop.is_set():
-                return EndReason.SHUTDOWN
-            if self.holder.lease.parents - self.context.parent_shard_ids:
-                # A fresh snapshot of the table: nothing more is published until it is through.
-                self._log.info("paused for a fresh snapshot of the table")
-                return EndReason.PAUSED
-            self.holder.ensure_valid()
-            iterator = await self._poll(iterator)
+        try:
+            while iterator is not None:
+                if self.stop.is_set():
+                    return EndReason.SHUTDOWN
+                if self.holder.lease.parents - self.context.parent_shard_ids:
+                    # A fresh snapshot of the table: nothing more is published until it is
+                    # through.
+                    self._log.info("paused for a fresh snapshot of the table")
+                    return EndReason.PAUSED
+                self.holder.ensure_valid()
+                iterator = await self._poll(iterator)
+        finally:
+            self._drop_read_ahead()
         if self.before_shard_end is not None:
             await self.before_shard_end()  # the children's leases, while the parent is unfinished
         await self.holder.checkpoint(SHARD_END)
@@ -207,7 +214,7 @@ class ShardConsumer:
     async def _poll(self, iterator: str) -> str | None:
         """One GetRecords round; returns the next iterator, None at the shard's end."""
         try:
-            page = await self.reader.get_records(iterator, self.settings.max_records)
+            page = await self._page(iterator)
         except ExpiredIteratorError:
             self._log.info("iterator expired; resuming from the last position")
             return await self._iterator(self._resume_request())
@@ -216,22 +223,64 @@ class ShardConsumer:
         except TransientStreamError as exc:
             await self._transient(exc)
             return iterator
-        finally:
-            self.metrics.getrecords_calls.inc()
         self.backoff_attempt = 0
         self.last_read_at = self.clock()
+        if page.next_iterator is not None:
+            self._read_ahead(page.next_iterator, page.records)
         if page.records:
             await self._handle(page.records)
         else:
             self.lag_ms = 0.0
             await self._at_tip()
         self._report_lag()
-        if page.next_iterator is not None:
-            behind = len(page.records) >= self.settings.max_records or self.lag_ms > _CAUGHT_UP_MS
-            await self._wait(self.pacer.after_read(len(page.records), behind=behind))
-        elif self.gaps.losses.measuring:
+        if page.next_iterator is None and self.gaps.losses.measuring:
             await self.gaps.count_lost_to_shard_end()
         return page.next_iterator
+
+    def _read_ahead(self, iterator: str, records: list[ChangeRecord]) -> None:
+        """Start the next read now, after the pause the pacer asks for, so that it runs while
+        the processor handles this page: a busy shard's latency is then the longer of the
+        read and the processing, not their sum. One page ahead at most; its records reach
+        the processor only after this page's, and only while the lease is still ours."""
+        behind = len(records) >= self.settings.max_records or (
+            bool(records) and self._lag_of(records[-1]) > _CAUGHT_UP_MS
+        )
+        delay = self.pacer.after_read(len(records), behind=behind)
+        self._ahead = (iterator, asyncio.create_task(self._read(iterator, delay)))
+
+    async def _page(self, iterator: str) -> RecordsPage:
+        """The page at ``iterator``: the one read ahead, or a read now."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead[0] != iterator:
+            if ahead is not None:
+                _discard(ahead[1])
+            return await self._read(iterator, 0.0)
+        stopping = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({ahead[1], stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not ahead[1].done():  # asked to stop during the pause before the read
+            _discard(ahead[1])
+            raise _Stopping
+        return ahead[1].result()
+
+    async def _read(self, iterator: str, delay: float) -> RecordsPage:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            return await self.reader.get_records(iterator, self.settings.max_records)
+        finally:
+            self.metrics.getrecords_calls.inc()
+
+    def _drop_read_ahead(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            _discard(ahead[1])
+
+    def _lag_of(self, record: ChangeRecord) -> float:
+        """Milliseconds between a record's creation and now (the shard's lag once it is done)."""
+        return max(0.0, (self.wall_clock() - record.approximate_creation_time.timestamp()) * 1000)
 
     async def _handle(self, records: list[ChangeRecord]) -> None:
         self.metrics.records_consumed.inc(len(records))
@@ -249,10 +298,9 @@ class ShardConsumer:
         self.gaps.report_loss()
         self.last_sequence = records[-1].sequence_number
         self.metrics.records_processed.inc(len(records))
-        now = self.wall_clock()
-        self.lag_ms = max(0.0, (now - records[-1].approximate_creation_time.timestamp()) * 1000)
+        self.lag_ms = self._lag_of(records[-1])
         if self.settings.roundtrip_attribute:
-            self._observe_roundtrip(records, now)
+            self._observe_roundtrip(records, self.wall_clock())
 
     def _kept(self, records: list[ChangeRecord]) -> list[ChangeRecord]:
         """The records the filter lets through (``filter:``); the others are counted."""
@@ -337,3 +385,12 @@ class ShardConsumer:
         if delay > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), delay)
+
+
+def _discard(read: asyncio.Task[RecordsPage]) -> None:
+    """A read ahead no longer wanted: cancelled, or its outcome taken so none is reported."""
+    if read.done():
+        if not read.cancelled():
+            read.exception()
+    else:
+        read.cancel()
