@@ -20,7 +20,8 @@ from bridge.core.lease_keys import StreamKeys
 from bridge.core.positions import is_sequence_number
 from bridge.core.takeover import TakeoverReport, judge_takeover
 from bridge.leases.heartbeats import WorkerRegistry
-from bridge.leases.store import ENTITY_TYPE, DynamoLeaseStore, is_lease, lease_of
+from bridge.leases.rows import ENTITY_TYPE, is_lease, lease_of
+from bridge.leases.store import DynamoLeaseStore
 from bridge.streams.client import StreamsClient
 from bridge.streams.errors import StreamNotFoundError, TrimmedDataError
 

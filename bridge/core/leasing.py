@@ -49,6 +49,9 @@ class Lease:
     paused_for_ms: int | None = None
     """The cut-off of the fresh snapshot its owner stopped reading for: the scan of a fresh
     snapshot starts only once no reader can publish a change during it."""
+    handoff_to: str | None = None
+    """The worker this lease is asked for (a cooperative steal, or a claim on a leaving
+    worker's lease): its owner hands it over there at its next batch boundary."""
 
     @property
     def finished(self) -> bool:
@@ -136,6 +139,7 @@ def plan_take(
     me: str,
     held: Set[str],
     live_workers: Set[str],
+    leaving: Set[str] = frozenset(),
     tracker: ExpiryTracker,
     now: float,
     lease_duration: float,
@@ -149,7 +153,9 @@ def plan_take(
     parent are nobody's load, and nobody takes a waiting child. Stealing happens only when
     nothing is free, at most ``max_steals`` a cycle, and only from a worker above the fair
     share (or at it, when we are two or more below), which is what keeps the cluster from
-    trading leases forever.
+    trading leases forever. A ``leaving`` worker (stopping, still finishing its batches) is
+    owed no share: every lease it holds is stealable, first and beyond ``max_steals``, so
+    that it is handed over while its owner still reads it.
     """
     active = workable(leases)
     alive = {
@@ -157,11 +163,15 @@ def plan_take(
         for lease in active
         if lease.owner is not None and not tracker.expired(lease, now, lease_duration)
     }
-    load = Counter(lease.owner for lease in active if lease.key in alive and lease.owner != me)
+    load = Counter(
+        lease.owner
+        for lease in active
+        if lease.key in alive and lease.owner != me and lease.owner not in leaving
+    )
     # A worker whose every lease has expired is gone, whatever its heartbeat row says yet (the
     # two are read at different moments): it is owed no share, so one cycle takes all it held.
     expired_owners = {x.owner for x in active if x.owner and x.key not in alive} - set(load)
-    workers = (set(live_workers) - expired_owners) | set(load) | {me}
+    workers = (set(live_workers) - expired_owners - set(leaving)) | set(load) | {me}
     target = fair_share(len(active), len(workers), max_leases)
     mine = sum(1 for lease in active if lease.key in held)
     need = target - mine
@@ -188,6 +198,7 @@ def plan_take(
         _steals(
             active=active,
             alive=alive,
+            leaving=leaving,
             load=Counter({owner: n for owner, n in load.items() if owner in live_workers}),
             target=target,
             need=need,
@@ -202,6 +213,7 @@ def _steals(
     *,
     active: list[Lease],
     alive: Set[str],
+    leaving: Set[str],
     load: Counter[str | None],
     target: int,
     need: int,
@@ -211,7 +223,11 @@ def _steals(
     """From the most loaded first, what they hold above the fair share; then one lease each
     from workers at the share, but only while we stay at least two below it, so that after
     the steal we still hold no more than they do: that is what keeps a balanced cluster
-    from trading leases back and forth."""
+    from trading leases back and forth. Before all of them, what leaving workers hold."""
+    claimed = [lease for lease in active if lease.key in alive and lease.owner in leaving]
+    rng.shuffle(claimed)
+    del claimed[need:]
+    need -= len(claimed)
     budget = min(need, max_steals)
     at_share_budget = need - 1
     stolen: list[Lease] = []
@@ -228,7 +244,7 @@ def _steals(
         rng.shuffle(candidates)
         stolen.extend(candidates[:count])
         budget -= count
-    return stolen
+    return claimed + stolen
 
 
 def continuation_of(parent: str, children: Sequence[str]) -> Lease | None:

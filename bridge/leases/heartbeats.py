@@ -24,6 +24,7 @@ SORT = "sort_key"
 TTL = "expiry_time"
 WORKERS = "workers"
 COUNTER = "bridgeHeartbeat"
+LEAVING = "bridgeLeaving"
 
 
 class WorkerRegistry:
@@ -37,16 +38,24 @@ class WorkerRegistry:
         keys = [(PARTITION, "HASH"), (SORT, "RANGE")]
         await ensure_table(self.client, self.table, keys=keys, what="coordination table")
 
-    async def beat(self, worker_id: str) -> None:
+    async def beat(self, worker_id: str, *, leaving: bool = False) -> None:
+        """Move our row's counter on. ``leaving``: say on it that we are stopping, so that the
+        others stop counting us in their shares and ask for our leases (which we hand over
+        while still reading them); a beat without it clears what a previous run under the
+        same id may have left there."""
+        values: dict[str, Any] = {
+            ":one": {"N": "1"},
+            ":ttl": {"N": str(int(time.time() + self.forget_after))},
+        }
+        if leaving:
+            values[":yes"] = {"BOOL": True}
         await self.client.update_item(
             TableName=self.table,
             Key={PARTITION: {"S": WORKERS}, SORT: {"S": worker_id}},
-            UpdateExpression="ADD #n :one SET #ttl = :ttl",
-            ExpressionAttributeNames={"#n": COUNTER, "#ttl": TTL},
-            ExpressionAttributeValues={
-                ":one": {"N": "1"},
-                ":ttl": {"N": str(int(time.time() + self.forget_after))},
-            },
+            UpdateExpression="ADD #n :one SET #ttl = :ttl"
+            + (", #l = :yes" if leaving else " REMOVE #l"),
+            ExpressionAttributeNames={"#n": COUNTER, "#ttl": TTL, "#l": LEAVING},
+            ExpressionAttributeValues=values,
         )
 
     async def leave(self, worker_id: str) -> None:
@@ -55,7 +64,8 @@ class WorkerRegistry:
         )
 
     async def workers(self) -> list[Lease]:
-        """Each worker's row as a lease-shaped value, so ``ExpiryTracker`` can judge it."""
+        """Each worker's row as a lease-shaped value, so ``ExpiryTracker`` can judge it; a
+        leaving worker's row has ``handoff_to`` set to its own id."""
         rows: list[Lease] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table,
@@ -69,7 +79,8 @@ class WorkerRegistry:
             for item in page.get("Items", []):
                 worker = item[SORT]["S"]
                 counter = int(item.get(COUNTER, {"N": "0"})["N"])
-                rows.append(Lease(worker, owner=worker, counter=counter))
+                leaving = worker if item.get(LEAVING, {}).get("BOOL") else None
+                rows.append(Lease(worker, owner=worker, counter=counter, handoff_to=leaving))
             start = page.get("LastEvaluatedKey")
             if not start:
                 return rows

@@ -12,47 +12,30 @@ from typing import Any, Protocol
 import structlog
 from botocore.exceptions import ClientError
 
-from bridge.core.leasing import LagReading, Lease
+from bridge.core.leasing import Lease
 from bridge.core.positions import TRIM_HORIZON
 from bridge.errors import LeaseLostError
+from bridge.leases.rows import (
+    CHECKPOINT,
+    CHILDREN,
+    COUNTER,
+    HANDOFF_TO,
+    KCL_ONLY,
+    KEY,
+    LAG_AT_MS,
+    LAG_MS,
+    OWNER,
+    OWNER_SWITCHES,
+    PARENTS,
+    PAUSED_FOR,
+    SNAPSHOT_WANTED,
+    SUB_SEQUENCE,
+    is_lease,
+    lease_of,
+)
 from bridge.leases.tables import ensure_table
 
 log = structlog.get_logger("bridge.leases")
-
-KEY = "leaseKey"
-OWNER = "leaseOwner"
-COUNTER = "leaseCounter"
-CHECKPOINT = "checkpoint"
-SUB_SEQUENCE = "checkpointSubSequenceNumber"
-OWNER_SWITCHES = "ownerSwitchesSinceCheckpoint"
-PARENTS = "parentShardId"
-CHILDREN = "childShardIds"
-# Our own, for `bridge status`: the owner's lag reading, written with renewals and checkpoints.
-LAG_MS = "bridgeLagMs"
-LAG_AT_MS = "bridgeLagAtMs"
-# Ours too: when the owner asked for a fresh snapshot (``on_trimmed: rebootstrap``).
-SNAPSHOT_WANTED = "bridgeSnapshotWantedMs"
-# And when the owner stopped reading for a fresh snapshot: the cut-off it paused for.
-PAUSED_FOR = "bridgePausedForMs"
-
-
-# Written by KCL, read by it only: a lease bridge takes loses them, so that a later KCL (a
-# rollback) does not act on a checkpoint bridge has moved past.
-KCL_ONLY = (
-    "checkpointOwner",
-    "pendingCheckpoint",
-    "pendingCheckpointSubSequenceNumber",
-    "pendingCheckpointState",
-)
-ENTITY_TYPE = "entityType"
-"""KCL 3 keeps rows that are not leases in the lease table (the leader's, worker metrics,
-version migration state), marked by this attribute."""
-
-
-def is_lease(item: dict[str, Any]) -> bool:
-    """A lease row, as opposed to another row KCL keeps in the table: those are left alone."""
-    kind = item.get(ENTITY_TYPE, {}).get("S")
-    return KEY in item and COUNTER in item and kind in (None, "LEASE", "lease")
 
 
 class LeaseConflictError(Exception):
@@ -75,6 +58,9 @@ class LeaseStore(Protocol):
     async def renew(self, lease: Lease) -> Lease: ...
     async def checkpoint(self, lease: Lease, checkpoint: str) -> Lease: ...
     async def release(self, lease: Lease) -> None: ...
+    async def get_leases(self, keys: list[str]) -> list[Lease]: ...
+    async def request_handoff(self, lease: Lease, to: str) -> Lease: ...
+    async def hand_over(self, lease: Lease, to: str) -> Lease: ...
     async def delete(self, key: str) -> None: ...
     async def retire(self, lease: Lease) -> None: ...
 
@@ -188,7 +174,7 @@ class DynamoLeaseStore:
         return replace(lease, paused_for_ms=cutoff_ms)
 
     async def take(self, lease: Lease, owner: str) -> Lease:
-        names = {"#o": OWNER, "#n": COUNTER, "#s": OWNER_SWITCHES}
+        names = {"#o": OWNER, "#n": COUNTER, "#s": OWNER_SWITCHES, "#h": HANDOFF_TO}
         values: dict[str, Any] = {":n": {"N": str(lease.counter)}, ":one": {"N": "1"}}
         values[":me"] = {"S": owner}
         switch = 0 if lease.owner == owner else 1
@@ -205,7 +191,7 @@ class DynamoLeaseStore:
         kcl_only = ", ".join(f"#kcl{n}" for n in range(len(KCL_ONLY)))
         taken = await self._update(
             lease.key,
-            f"SET #o = :me, #n = #n + :one ADD #s :sw REMOVE {kcl_only}",
+            f"SET #o = :me, #n = #n + :one ADD #s :sw REMOVE #h, {kcl_only}",
             names,
             values,
             condition,
@@ -215,18 +201,82 @@ class DynamoLeaseStore:
         return lease_of(taken)
 
     async def renew(self, lease: Lease) -> Lease:
-        """Move the counter on; the lease's lag reading, if any, rides along in the same write."""
+        """Move the counter on; the lease's lag reading, if any, rides along in the same write.
+        The row comes back with the write (no read billed): a handoff asked of the owner is
+        heard within a renew interval."""
         names = {"#o": OWNER, "#n": COUNTER}
         values = {":one": {"N": "1"}, ":n": {"N": str(lease.counter)}, ":me": _owner(lease)}
-        await self._update(
+        row = await self._update(
             lease.key,
             "SET #n = #n + :one" + _set_lag(lease, names, values),
             names,
             values,
             "#n = :n AND #o = :me",
             conflict=LeaseLostError,
+            return_values="ALL_NEW",
         )
-        return replace(lease, counter=lease.counter + 1)
+        asked = row.get(HANDOFF_TO, {}).get("S")
+        return replace(lease, counter=lease.counter + 1, handoff_to=asked)
+
+    async def get_leases(self, keys: list[str]) -> list[Lease]:
+        """The rows of ``keys`` (those that exist), read consistently, up to 100 a request."""
+        found: list[Lease] = []
+        for start in range(0, len(keys), 100):
+            wanted: dict[str, Any] = {
+                self.table: {
+                    "Keys": [{KEY: {"S": key}} for key in keys[start : start + 100]],
+                    "ConsistentRead": True,
+                }
+            }
+            while wanted:
+                answer = await self.client.batch_get_item(RequestItems=wanted)
+                self.reads += 1
+                found += [lease_of(item) for item in answer["Responses"].get(self.table, [])]
+                wanted = answer.get("UnprocessedKeys") or {}
+        return found
+
+    async def request_handoff(self, lease: Lease, to: str) -> Lease:
+        """Ask the owner to hand the lease to ``to`` at its next batch boundary; the counter
+        does not move, so the owner's renewals and checkpoints go on. The last one to ask is
+        the one asked for (a request left by a worker that died is simply overwritten).
+        ``LeaseConflictError`` when the owner changed."""
+        if lease.owner is None:
+            raise LeaseConflictError(f"lease {lease.key} has no owner to ask")
+        await self._update(
+            lease.key,
+            "SET #h = :to",
+            {"#o": OWNER, "#h": HANDOFF_TO},
+            {":old": {"S": lease.owner}, ":to": {"S": to}},
+            "#o = :old",
+            conflict=LeaseConflictError,
+        )
+        return replace(lease, handoff_to=to)
+
+    async def hand_over(self, lease: Lease, to: str) -> Lease:
+        """Give the lease, checkpointed, to ``to``: a take done for it (owner and counter move
+        in one conditional write), so it never lies free for a third worker to take."""
+        names = {"#o": OWNER, "#n": COUNTER, "#s": OWNER_SWITCHES, "#h": HANDOFF_TO}
+        values = {
+            ":one": {"N": "1"},
+            ":n": {"N": str(lease.counter)},
+            ":me": _owner(lease),
+            ":to": {"S": to},
+        }
+        await self._update(
+            lease.key,
+            "SET #o = :to, #n = #n + :one ADD #s :one REMOVE #h",
+            names,
+            values,
+            "#n = :n AND #o = :me",
+            conflict=LeaseLostError,
+        )
+        return replace(
+            lease,
+            owner=to,
+            counter=lease.counter + 1,
+            owner_switches=lease.owner_switches + 1,
+            handoff_to=None,
+        )
 
     async def checkpoint(self, lease: Lease, checkpoint: str) -> Lease:
         names = {
@@ -345,39 +395,3 @@ def _set_lag(lease: Lease, names: dict[str, str], values: dict[str, Any]) -> str
     values[":lag"] = {"N": str(lease.lag.lag_ms)}
     values[":lagat"] = {"N": str(lease.lag.measured_at_ms)}
     return ", #lag = :lag, #lagat = :lagat"
-
-
-def _lag(item: dict[str, Any]) -> LagReading | None:
-    lag, measured_at = item.get(LAG_MS, {}).get("N"), item.get(LAG_AT_MS, {}).get("N")
-    if lag is None or measured_at is None:
-        return None
-    return LagReading(lag_ms=round(float(lag)), measured_at_ms=round(float(measured_at)))
-
-
-def _strings(item: dict[str, Any], name: str) -> frozenset[str]:
-    value = item.get(name)
-    if not value:
-        return frozenset()
-    if "SS" in value:
-        return frozenset(value["SS"])
-    return frozenset([value["S"]]) if "S" in value else frozenset()
-
-
-def lease_of(item: dict[str, Any]) -> Lease:
-    """A lease row (``is_lease``) as a ``Lease``."""
-    return Lease(
-        key=item[KEY]["S"],
-        owner=item.get(OWNER, {}).get("S"),
-        counter=int(item.get(COUNTER, {"N": "0"})["N"]),
-        checkpoint=item.get(CHECKPOINT, {}).get("S"),
-        parents=_strings(item, PARENTS),
-        children=_strings(item, CHILDREN),
-        owner_switches=int(item.get(OWNER_SWITCHES, {"N": "0"})["N"]),
-        lag=_lag(item),
-        snapshot_wanted_ms=_number(item, SNAPSHOT_WANTED),
-        paused_for_ms=_number(item, PAUSED_FOR),
-    )
-
-
-def _number(item: dict[str, Any], name: str) -> int | None:
-    return int(item[name]["N"]) if name in item else None

@@ -78,7 +78,11 @@ class MemoryLeaseStore:
             raise LeaseConflictError(f"lease {lease.key} changed under us")
         switch = 0 if row.owner == owner else 1
         taken = replace(
-            row, owner=owner, counter=row.counter + 1, owner_switches=row.owner_switches + switch
+            row,
+            owner=owner,
+            counter=row.counter + 1,
+            owner_switches=row.owner_switches + switch,
+            handoff_to=None,
         )
         self.rows[lease.key] = taken
         return taken
@@ -87,7 +91,32 @@ class MemoryLeaseStore:
         self._enter("renew")
         row = self._owned(lease)
         self.rows[lease.key] = replace(row, counter=row.counter + 1, lag=lease.lag or row.lag)
-        return replace(lease, counter=row.counter + 1)
+        return replace(lease, counter=row.counter + 1, handoff_to=row.handoff_to)
+
+    async def get_leases(self, keys: list[str]) -> list[Lease]:
+        self._enter("get_leases")
+        return [self.rows[key] for key in keys if key in self.rows]
+
+    async def request_handoff(self, lease: Lease, to: str) -> Lease:
+        self._enter("request_handoff")
+        row = self._row(lease.key, LeaseConflictError)
+        if row.owner is None or row.owner != lease.owner:
+            raise LeaseConflictError(f"lease {lease.key} changed owner")
+        self.rows[lease.key] = replace(row, handoff_to=to)
+        return replace(lease, handoff_to=to)
+
+    async def hand_over(self, lease: Lease, to: str) -> Lease:
+        self._enter("hand_over")
+        row = self._owned(lease)
+        given = replace(
+            row,
+            owner=to,
+            counter=row.counter + 1,
+            owner_switches=row.owner_switches + 1,
+            handoff_to=None,
+        )
+        self.rows[lease.key] = given
+        return given
 
     async def checkpoint(self, lease: Lease, checkpoint: str) -> Lease:
         self._enter("checkpoint")

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import functools
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import structlog
@@ -27,6 +27,7 @@ from bridge.metrics import Metrics
 from bridge.processors.api import EndReason
 from bridge.streams.errors import FatalStreamError
 from bridge.streams.reader import StreamReader
+from bridge.worker.handoffs import Handoffs
 from bridge.worker.launcher import ConsumerLauncher
 from bridge.worker.lease_holder import LeaseHolder
 from bridge.worker.lease_table_retry import checkpoint_backoff, renewal_backoff, retry_passing
@@ -95,6 +96,18 @@ class LeaseCoordinator:
             log=self._log,
             sources=sources,
         )
+        self.handoffs = Handoffs(
+            worker_id=worker_id,
+            store=store,
+            tenures=self.tenures,
+            membership=membership,
+            adopt=self._adopt,
+            force=functools.partial(self._take, stolen=True),
+            poll_interval=config.polling.interval.total_seconds(),
+            patience=self.lease_duration,
+            stopping=stopping,
+            clock=clock,
+        )
         self.sync = SyncScheduler(
             config=config,
             reader=reader,
@@ -122,6 +135,7 @@ class LeaseCoordinator:
             beat = asyncio.ensure_future(self._beat(next_round))
             await asyncio.gather(*(holder.renew(next_round) for holder in self.tenures.holders()))
             await beat  # after the renewals: a failing heartbeat must not delay them
+            self.handoffs.answer()
             self.tenures.forget_lost()
             self.tenures.update_gauges()
             with contextlib.suppress(TimeoutError):
@@ -178,11 +192,13 @@ class LeaseCoordinator:
         now = self.clock()
         self.tracker.observe(leases, now)
         await self.pauses.follow(leases)
+        live = await self.membership.live_workers()
         plan = plan_take(
             leases=leases,
             me=self.worker_id,
-            held=self.tenures.held(),
-            live_workers=await self.membership.live_workers(),
+            held=self.tenures.held() | self.handoffs.asked(),
+            live_workers=live,
+            leaving=self.membership.leaving,
             tracker=self.tracker,
             now=now,
             lease_duration=self.lease_duration,
@@ -192,8 +208,8 @@ class LeaseCoordinator:
         )
         for lease in plan.take:
             await self._take(lease, stolen=False)
-        for lease in plan.steal:
-            await self._take(lease, stolen=True)
+        for lease in plan.steal:  # asked for: its owner hands it over at a batch boundary
+            await self.handoffs.ask(lease)
         await self._start_ready_consumers({lease.key: lease.checkpoint for lease in leases})
         self.tenures.update_gauges()
         expiries = (
@@ -228,16 +244,31 @@ class LeaseCoordinator:
             counter=taken.counter,
             previous_owner=lease.owner,
         )
-        self.tenures.hold(
-            LeaseHolder(
-                self.store,
-                taken,
-                self.lease_duration,
-                taken_at=sent,
-                clock=self.clock,
-                rng=self.rng,
-                on_checkpoint=self.metrics.checkpoint_writes.inc,
-            )
+        self.tenures.hold(self._holder(taken, sent))
+
+    async def _adopt(self, lease: Lease, read_at: float) -> None:
+        """A lease handed to us: read it from its checkpoint now, not at the next take cycle."""
+        previous = self.tenures.get(lease.key)
+        if previous is not None and (previous.running or not previous.holder.lost.is_set()):
+            return
+        self.metrics.lease_takes.inc()
+        self._log.info("lease received", shard=lease.key, counter=lease.counter)
+        tenure = self.tenures.hold(self._holder(lease, read_at))
+        source = self.sources.locate(lease.key)
+        if source is not None and tenure.startable:
+            await self.sources.ready(source)
+            self._launch(lease.key, tenure)
+        self.tenures.update_gauges()
+
+    def _holder(self, lease: Lease, taken_at: float) -> LeaseHolder:
+        return LeaseHolder(
+            self.store,
+            lease,
+            self.lease_duration,
+            taken_at=taken_at,
+            clock=self.clock,
+            rng=self.rng,
+            on_checkpoint=self.metrics.checkpoint_writes.inc,
         )
 
     async def _start_ready_consumers(self, checkpoints: Mapping[str, str | None]) -> None:
@@ -274,9 +305,7 @@ class LeaseCoordinator:
             self.tenures.drop(key)
             # The children are leased already (before_shard_end): give the parent back. Kept
             # until done: the loop holds tasks weakly, and the drain waits for them.
-            release = asyncio.get_running_loop().create_task(tenure.holder.release())
-            self._releases.add(release)
-            release.add_done_callback(self._releases.discard)
+            self._in_background(tenure.holder.release())
             # The child this worker took at the parent's end starts now, not at the next take
             # cycle: its only parent is done (a child of several waits for that cycle).
             for child, held in list(self.tenures.items()):
@@ -286,6 +315,8 @@ class LeaseCoordinator:
                     self._launch(child, held)
         elif reason is EndReason.LEASE_LOST:
             self.tenures.drop(key)
+        elif reason is EndReason.SHUTDOWN and tenure.handing_to is not None:
+            self.handoffs.consumer_stopped(tenure)
         elif reason is EndReason.PAUSED:
             # Held, to be read again once the fresh snapshot is through; meanwhile the next
             # take cycle says on the lease that it is paused.
@@ -356,9 +387,17 @@ class LeaseCoordinator:
 
     # -- giving back ---------------------------------------------------------------------------
 
+    def _in_background(self, step: Coroutine[Any, Any, Any]) -> None:
+        """A lease-table step after a consumer ended (a release, a handoff): kept until done,
+        since the loop holds tasks weakly and the drain waits for them."""
+        task = asyncio.get_running_loop().create_task(step)
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
     async def release_all(self) -> None:
         """Give every lease back (after the consumers stopped) and wait for the releases of
-        finished parents still in flight."""
+        finished parents and the handoffs still in flight."""
+        await self.handoffs.settle()
         await asyncio.gather(
             *(holder.release() for holder in self.tenures.holders()),
             *self._releases,

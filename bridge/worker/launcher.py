@@ -40,7 +40,6 @@ class ConsumerLauncher:
         worker_id: str,
         reader: StreamReader,
         sources: TableSources,
-        stopping: asyncio.Event,
         clock: Callable[[], float],
         rng: random.Random,
     ) -> None:
@@ -48,7 +47,6 @@ class ConsumerLauncher:
         self.worker_id = worker_id
         self.reader = reader
         self.sources = sources
-        self.stopping = stopping
         self.clock = clock
         self.rng = rng
         processor = config.processor
@@ -111,7 +109,7 @@ class ConsumerLauncher:
                 dead_letter=self.dead_letter,
                 on_dead_letter=lambda reason: metrics.dead_letter(dead_kind, reason).inc(),
                 on_retry=metrics.errors_transient.inc,
-                stopping=self.stopping,
+                stopping=tenure.stop,
                 ensure_valid=holder.ensure_valid,
                 rng=self.rng,
             )
@@ -133,7 +131,7 @@ class ConsumerLauncher:
                 ),
                 dynamodb=self._scan_client,
                 metrics=metrics,
-                stop=self.stopping,
+                stop=tenure.stop,
                 on_items=progress.advance,
                 readers_paused=readers_paused,
                 clock=self.clock,
@@ -155,7 +153,7 @@ class ConsumerLauncher:
             ),
             settings=self.settings,
             metrics=metrics,
-            stop=self.stopping,
+            stop=tenure.stop,
             rng=self.rng,
             before_shard_end=before_shard_end,
             skip_before_ms=cutoff_of(holder.lease.parents),

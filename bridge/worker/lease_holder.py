@@ -198,6 +198,34 @@ class LeaseHolder:
                 self.lost.wait(), max(0.0, min(delay, self.valid_until - self.clock()))
             )
 
+    @property
+    def asked_for_by(self) -> str | None:
+        """The worker that asked for this lease (``request_handoff``), if one did."""
+        asked = self.lease.handoff_to
+        return asked if asked not in (None, self.lease.owner) else None
+
+    def heard_request(self, to: str | None) -> None:
+        """A handoff request read from the row outside a renewal (the leaving worker's polls)."""
+        self.lease = replace(self.lease, handoff_to=to)
+
+    async def hand_over(self, to: str) -> bool:
+        """Give the lease, as checkpointed, to ``to`` (which starts reading at once); False
+        when it was no longer ours to give."""
+        async with self._lock:
+            if not self.is_valid():
+                return False
+            try:
+                await self.store.hand_over(self._outgoing(), to)
+            except LeaseLostError:
+                self._mark_lost("handoff refused: another worker holds the lease")
+                return False
+            except Exception as exc:
+                log.warning("handoff failed; releasing", shard=self.key, to=to, error=repr(exc))
+                return False
+            log.info("lease handed over", shard=self.key, to=to, counter=self.lease.counter + 1)
+            self.lost.set()
+            return True
+
     async def release(self) -> None:
         """Give the lease up so another worker can take it at once instead of waiting for expiry."""
         async with self._lock:

@@ -34,7 +34,12 @@ class Membership:
         self.registry = registry
         self.leader = leader
         self.tracker = ExpiryTracker()
+        self.leaving: frozenset[str] = frozenset()
+        """The live workers that said they are stopping, as last read by ``live_workers``."""
+        self.others_live = True
+        """Whether the last reading saw another live worker, to hand leases to."""
         self._withdrawn = False
+        self._leaving = False
 
     @property
     def is_leader(self) -> bool:
@@ -49,7 +54,7 @@ class Membership:
 
     async def beat(self) -> None:
         if self.registry is not None:
-            await self.registry.beat(self.worker_id)
+            await self.registry.beat(self.worker_id, leaving=self._leaving)
 
     async def live_workers(self) -> frozenset[str]:
         """Workers whose heartbeat moved within a lease duration, by this worker's clock."""
@@ -59,12 +64,27 @@ class Membership:
         now = self.clock()
         self.tracker.observe(rows, now)
         live = {row.key for row in rows if not self.tracker.expired(row, now, self.lease_duration)}
+        self.leaving = frozenset(row.key for row in rows if row.handoff_to and row.key in live)
+        self.others_live = bool(live - self.leaving - {self.worker_id})
         return frozenset(live | {self.worker_id})
 
     def next_expiry(self, now: float) -> float | None:
         """When the next other worker's heartbeat expires unless it beats again (see
         ``ExpiryTracker.next_expiry``); None without one pending."""
         return self.tracker.next_expiry(now, self.lease_duration, besides=self.worker_id)
+
+    async def announce_leaving(self) -> bool:
+        """Say on our heartbeat row that we are stopping; False when it could not be said
+        (no registry, or the table unreachable): then nobody will ask for our leases."""
+        if self.registry is None:
+            return False
+        self._leaving = True
+        try:
+            await self.registry.beat(self.worker_id, leaving=True)
+        except Exception as exc:
+            log.warning("could not announce leaving", error=repr(exc))
+            return False
+        return True
 
     async def withdraw(self) -> None:
         """Remove our heartbeat row, so that the others stop counting us in their fair share

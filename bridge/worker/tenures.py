@@ -8,8 +8,8 @@ gauges read them. Nothing else keeps a list of held shards that could disagree w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import ItemsView
-from dataclasses import dataclass
+from collections.abc import ItemsView, ValuesView
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from bridge.metrics import Metrics
@@ -35,6 +35,11 @@ class Tenure:
     failed: bool = False
     """The consumer stopped at a record that keeps failing: the lease is kept, so that no
     other worker reads past the failure."""
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    """Asks the consumer to stop at its next batch boundary (after the checkpoint): the
+    worker is stopping, or the lease goes to ``handing_to``."""
+    handing_to: str | None = None
+    """The worker this lease is handed to once its consumer stopped."""
 
     @property
     def running(self) -> bool:
@@ -48,6 +53,7 @@ class Tenure:
             and not self.failed
             and not self.holder.lost.is_set()
             and not self.holder.lease.finished
+            and self.handing_to is None
         )
 
 
@@ -61,6 +67,9 @@ class Tenures:
 
     def items(self) -> ItemsView[str, Tenure]:
         return self._by_key.items()
+
+    def values(self) -> ValuesView[Tenure]:
+        return self._by_key.values()
 
     def hold(self, holder: LeaseHolder) -> Tenure:
         tenure = Tenure(holder)
@@ -93,6 +102,10 @@ class Tenures:
         for key, tenure in list(self._by_key.items()):
             if tenure.holder.lost.is_set() and not tenure.running:
                 del self._by_key[key]
+
+    def stop_all(self) -> None:
+        for tenure in self._by_key.values():
+            tenure.stop.set()
 
     def clear(self) -> None:
         self._by_key.clear()

@@ -72,7 +72,6 @@ class Worker:
             worker_id=worker_id,
             reader=reader,
             sources=self.sources,
-            stopping=self.stopping,
             clock=clock,
             rng=rng,
         )
@@ -95,7 +94,7 @@ class Worker:
 
     def request_stop(self) -> None:
         if not self.stopping.is_set():
-            self._log.info("stop requested: finishing batches, checkpointing, releasing leases")
+            self._log.info("stop requested: handing leases over at batch boundaries")
             self.stopping.set()
 
     def install_signal_handlers(self) -> None:
@@ -157,17 +156,26 @@ class Worker:
         self._log.info("worker stopped")
 
     async def _drain(self, renewer: asyncio.Task[None], drained: asyncio.Event) -> None:
-        """Let consumers finish the batch in hand and checkpoint, then give the leases back.
+        """Hand the leases over while still reading them, then let the consumers left finish
+        the batch in hand and checkpoint, then give the rest back.
 
-        The heartbeat row goes first, then the leases: while it stays, the others still count
-        this worker in their fair share, and would leave the released leases lying free until
-        it expired. A take cycle reads the lease table before the heartbeat rows, so a worker
-        that sees a lease released also sees this worker gone.
+        First the cooperative part (``Handoffs.leave``): the others, told by our heartbeat
+        row, ask for our leases, and each goes to its asker right after a checkpoint, within
+        a poll interval, so no shard waits for a take cycle. It waits at most two take
+        intervals (the others' cycles) and never after a fatal error. Whatever nobody asked
+        for is released: the heartbeat row goes first, then the leases, so that a take cycle
+        (which reads the lease table before the heartbeat rows) that sees a lease released
+        also sees this worker gone, and owes it no share.
         """
-        tasks = self.coordinator.tenures.tasks()
         timeout = self.config.coordination.drain_timeout.total_seconds()
+        deadline = self.clock() + timeout
+        if self.fatal is None:
+            take = self.config.coordination.take_interval.total_seconds()
+            await self.coordinator.handoffs.leave(min(deadline, self.clock() + 2 * take + 1.0))
+        self.coordinator.tenures.stop_all()
+        tasks = self.coordinator.tenures.tasks()
         if tasks:
-            _, late = await asyncio.wait(tasks, timeout=timeout)
+            _, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - self.clock()))
             if late:
                 # Their batches are not checkpointed: the next owner delivers them again.
                 self._log.warning(

@@ -9,7 +9,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.core.leasing import ExpiryTracker, Lease, plan_take
+from bridge.core.leasing import ExpiryTracker, Lease, TakePlan, plan_take
 from bridge.testing.lease_simulation import LeaseSimulation
 
 LEASE_DURATION = 10.0
@@ -194,3 +194,47 @@ def test_every_lease_of_a_dead_worker_is_taken_in_one_cycle_though_its_heartbeat
     assert plan.target == 4  # 8 leases over the two live workers, not 3 over three
     taken = {lease.key for lease in plan.take}
     assert len(taken) == 2 and taken <= {"w3-0", "w3-1", "w3-2"}  # w2 takes the third
+
+
+def _plan(
+    leases: list[Lease], me: str, live: set[str], leaving: set[str], steals: int = 1
+) -> TakePlan:
+    tracker = ExpiryTracker()
+    tracker.observe(leases, 0.0)
+    return plan_take(
+        leases=leases,
+        me=me,
+        held={lease.key for lease in leases if lease.owner == me},
+        live_workers=live,
+        leaving=leaving,
+        tracker=tracker,
+        now=1.0,
+        lease_duration=LEASE_DURATION,
+        max_steals=steals,
+        rng=random.Random(3),
+    )
+
+
+def test_a_leaving_workers_leases_are_asked_for_first_and_beyond_the_steal_budget() -> None:
+    # a, b, c hold two each; c is leaving: a and b are owed three each, all from c.
+    leases = [Lease(f"s{i}", owner="abc"[i // 2], counter=1) for i in range(6)]
+    plan = _plan(leases, "a", {"a", "b", "c"}, {"c"})
+    assert plan.target == 3 and [lease.owner for lease in plan.steal] == ["c"]
+    # Four workers, the leaver holding three: one asker may claim all of them in one cycle,
+    # though it may steal only one lease a cycle from a live worker.
+    leases = [Lease(f"s{i}", owner=o, counter=1) for i, o in enumerate("cccddd")]
+    leases += [Lease("x1", owner="x", counter=1)]
+    plan = _plan(leases, "me", {"me", "c", "d", "x"}, {"c"}, steals=1)
+    assert plan.target == 3
+    assert sorted(lease.owner for lease in plan.steal) == ["c", "c", "c"]
+
+
+def test_a_leaving_worker_is_owed_no_share_and_never_stolen_back_to() -> None:
+    # Balanced at two each with the leaver counted; without it the share is three.
+    leases = [Lease(f"s{i}", owner="abc"[i // 2], counter=1) for i in range(6)]
+    assert _plan(leases, "a", {"a", "b", "c"}, set()).steal == []
+    plan = _plan(leases, "a", {"a", "b", "c"}, {"c"})
+    assert {lease.key for lease in plan.steal} <= {"s4", "s5"}
+    # Once the leaver's leases are all handed over, nobody steals from the others.
+    handed = [Lease(f"s{i}", owner="ab"[i % 2], counter=2) for i in range(6)]
+    assert _plan(handed, "a", {"a", "b", "c"}, {"c"}).steal == []

@@ -152,3 +152,60 @@ async def test_memory_store_fails_the_named_call_it_was_told_to() -> None:
     with pytest.raises(TimeoutError, match="slow network"):
         await store.renew(mine)
     assert (await store.renew(mine)).counter == mine.counter + 1
+
+
+async def test_a_handoff_asked_for_moves_no_counter_and_is_heard_by_the_next_renewal(
+    store: LeaseStore,
+) -> None:
+    await store.create_lease("s", frozenset())
+    (free,) = await store.list_leases()
+    mine = await store.take(free, "owner")
+    (seen,) = await store.list_leases()
+    await store.request_handoff(seen, "asker")
+    (asked,) = await store.get_leases(["s"])
+    assert (asked.owner, asked.counter, asked.handoff_to) == ("owner", mine.counter, "asker")
+    # The owner's writes go on (the counter it holds is still right) and tell it who asked.
+    mine = await store.checkpoint(mine, "100")
+    mine = await store.renew(mine)
+    assert mine.handoff_to == "asker"
+    # The last to ask is the one asked for: a request left by a worker that died is replaced.
+    await store.request_handoff(seen, "second")
+    assert (await store.renew(mine)).handoff_to == "second"
+
+
+async def test_asking_for_a_lease_whose_owner_changed_is_refused(store: LeaseStore) -> None:
+    await store.create_lease("s", frozenset())
+    (free,) = await store.list_leases()
+    await store.take(free, "owner")
+    (seen,) = await store.list_leases()
+    with pytest.raises(LeaseConflictError):
+        await store.request_handoff(replace(seen, owner="someone-else"), "asker")
+    with pytest.raises(LeaseConflictError):
+        await store.request_handoff(free, "asker")  # free: there is no owner to ask
+
+
+async def test_hand_over_gives_the_lease_checkpointed_and_fences_the_giver(
+    store: LeaseStore,
+) -> None:
+    await store.create_lease("s", frozenset())
+    (free,) = await store.list_leases()
+    mine = await store.take(free, "giver")
+    await store.request_handoff(mine, "asker")
+    mine = await store.checkpoint(mine, "200")
+    given = await store.hand_over(mine, "asker")
+    (row,) = await store.get_leases(["s", "no-such-lease"])
+    assert (row.owner, row.counter, row.checkpoint, row.handoff_to) == (
+        "asker",
+        mine.counter + 1,
+        "200",
+        None,
+    )
+    assert given.counter == row.counter
+    # The giver holds an old counter now: every write of its own is refused.
+    for write in (store.renew(mine), store.checkpoint(mine, "300"), store.hand_over(mine, "x")):
+        with pytest.raises(LeaseLostError):
+            await write
+    # A forced take clears a request nobody answered.
+    await store.request_handoff(row, "late")
+    taken = await store.take(row, "thief")
+    assert taken.handoff_to is None and (await store.get_leases(["s"]))[0].handoff_to is None
