@@ -5,9 +5,10 @@ take it: it writes its name on the row (``request_handoff``) and watches the row
 hears the request with its next renewal (the row comes back with the write), or within a poll
 interval while it is leaving; it stops that shard's consumer after the batch in hand is
 checkpointed and writes the new owner in one conditional write (``hand_over``). The asker,
-reading the row every poll interval, starts from that checkpoint at once: no record is read
-twice, and the shard goes unread for about a poll interval. An owner that does not answer
-within ``patience`` (an older bridge, a stuck batch) has the lease taken from it, as before.
+reading the row every watch interval, starts from that checkpoint at once: no record is read
+twice, and the shard goes unread for little more than a poll and a watch interval. An owner
+that does not answer within ``patience`` (an older bridge, a stuck batch) has the lease taken
+from it, as before.
 
 The giver's side runs on the renewal rounds and, while leaving, on its own short polls; the
 asker's side is one watch task per lease asked for.
@@ -27,6 +28,10 @@ from bridge.worker.membership import Membership
 from bridge.worker.tenures import Tenure, Tenures
 
 log = structlog.get_logger("bridge.handoffs")
+
+_WATCH_INTERVAL = 0.05
+"""Seconds between an asker's reads of the row it waits for: one consistent read of a small
+row (one read unit), for the second or so until the owner answers."""
 
 
 class Handoffs:
@@ -56,6 +61,9 @@ class Handoffs:
         self.patience = patience
         self.stopping = stopping
         self.clock = clock
+        self.watch_interval = min(poll_interval, _WATCH_INTERVAL)
+        """How often an asker reads the row: the shard goes unread from the owner's last
+        batch until the asker sees the row, so this is most of a handoff's gap."""
         self._watches: dict[str, asyncio.Task[None]] = {}
         self._giving: set[asyncio.Task[None]] = set()
         self._log = log.bind(worker=worker_id)
@@ -102,7 +110,7 @@ class Handoffs:
                 await self.force(row)
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), self.poll_interval)
+                await asyncio.wait_for(self.stopping.wait(), self.watch_interval)
 
     async def settle(self) -> None:
         """At our own stop: the handoffs we give finished, no more watching, and a lease

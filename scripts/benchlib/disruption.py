@@ -1,4 +1,5 @@
-"""Latency and delivery gaps while workers die, stop and restart, under continuous writes.
+"""Latency, delivery gaps and duplicates while workers die, stop, join and restart, under
+continuous writes.
 
 Three ``bridge run`` workers share a stream of 6 shards. Writes run throughout; a consumer
 records every change's latency. Then, in turn: one worker is SIGKILLed (its leases expire
@@ -7,10 +8,19 @@ checkpoints and releases its leases, which others take at once), a replacement j
 rolling restart replaces all three, one at a time (new one started, then the old one
 SIGTERMed, as a Kubernetes Deployment does).
 
-The *delivery gap* of a shard is the longest time between two consecutive arrivals of its
-changes in an event's window: with changes arriving every ~100 ms per shard, a gap is how long
-the shard went unread. Failover time (SIGKILL) and handoff time (SIGTERM) are the longest
-gap over the shards the stopped worker held.
+An event's window runs from it to the next event (the last to the last arrival). The
+*delivery gap* of a shard is the longest time between two consecutive arrivals of its changes
+in a window: with changes arriving every ~100 ms per shard, a gap is how long the shard went
+unread. Failover time (SIGKILL) and handoff time (SIGTERM) are the longest gap over the shards
+the stopped worker held. Each join lands in a balanced cluster and steals leases: the
+*scale-out* row covers both joins' windows, its shards being those whose owner changed between
+just before the join and the cluster balanced again (the ones the joiner took).
+
+*Duplicates*: every repeated copy of a change (at-least-once delivery) counts once, in the
+window where that copy arrived, not where the change was written: that is the window of the
+event that made a worker re-read it. The baseline's are those arriving between the start of
+writes and the first event, so baseline and windows together count every repeat of a timed
+write (the warm-up's are left out).
 """
 
 from __future__ import annotations
@@ -30,6 +40,9 @@ from benchlib.traffic import Arrival, ArrivalRecorder, now_ms, write_at_rate
 
 NAME = "disruption"
 SHARDS = 6
+SCALE_OUT = "scale-out: worker joins"
+
+Span = tuple[float, float, list[str]]  # start ms, end ms, the shards the event affected
 
 
 def settings(quick: bool) -> dict[str, Any]:
@@ -98,11 +111,13 @@ class Scenario:
                 raise RuntimeError(f"not balanced after {timeout}s: {owners}")
             time.sleep(0.2)
 
-    def mark(self, kind: str, worker: BenchWorker, shards: list[str] | None = None) -> None:
-        self.events.append(
-            {"kind": kind, "worker": worker.name, "at_ms": now_ms(), "shards": shards or []}
-        )
+    def mark(
+        self, kind: str, worker: BenchWorker, shards: list[str] | None = None
+    ) -> dict[str, Any]:
+        event = {"kind": kind, "worker": worker.name, "at_ms": now_ms(), "shards": shards or []}
+        self.events.append(event)
         print(f"  {kind} {worker.name} (held {len(shards or [])} shards)", flush=True)
+        return event
 
     def held_by(self, worker: BenchWorker) -> list[str]:
         return sorted(k for k, o in self.owners().items() if o == worker.name)
@@ -117,6 +132,18 @@ class Scenario:
         worker.terminate()
         worker.wait(60)
         self.live.remove(worker)
+
+    def join(self) -> None:
+        """Start a worker into the balanced cluster and wait until it is balanced again. The
+        event's ``moved`` lists the leases that changed owner meanwhile: the joiner stole them,
+        so those shards paused while their old owner let go and the joiner started reading."""
+        before = self.owners()
+        worker = self.start()
+        event = self.mark("join", worker)
+        self.wait_balanced()
+        after = self.owners()
+        event["moved"] = sorted(k for k, o in after.items() if o != before.get(k))
+        print(f"  {worker.name} took {len(event['moved'])} shards", flush=True)
 
 
 def run(quick: bool, out: Path, work: Path) -> dict[str, Any]:
@@ -146,8 +173,9 @@ def run(quick: bool, out: Path, work: Path) -> dict[str, Any]:
             written = writer_result[0].written if writer_result else 0
             arrivals.wait_for(scenario.table, "d", written, timeout=60)
             samples = [a for a in arrivals.snapshot() if a.phase == "d"]
+            repeats = [a for a in arrivals.repeated() if a.phase == "d"]
             duplicates = arrivals.duplicates
-    result = analyse(samples, scenario.events, t0, conf)
+    result = analyse(samples, repeats, scenario.events, t0)
     result.update(
         {
             "quick": quick,
@@ -170,14 +198,12 @@ def timeline(scenario: Scenario, conf: dict[str, Any]) -> None:
     scenario.kill(scenario.live[0])
     scenario.wait_balanced()
     time.sleep(settle)
-    scenario.mark("join", scenario.start())
-    scenario.wait_balanced()
+    scenario.join()
     time.sleep(settle)
     scenario.terminate(scenario.live[0])
     scenario.wait_balanced()
     time.sleep(settle)
-    scenario.mark("join", scenario.start())
-    scenario.wait_balanced()
+    scenario.join()
     time.sleep(settle)
     for old in list(scenario.live):
         new = scenario.start()
@@ -204,48 +230,73 @@ def gaps_by_shard(samples: list[Arrival], start_ms: float, end_ms: float) -> dic
     return out
 
 
+def spans_by_window(events: list[dict[str, Any]], ends: list[float]) -> dict[str, list[Span]]:
+    """The rows of the table, each as the spans of time it covers and the shards each affected.
+
+    SIGKILL and SIGTERM are one event each; both joins form the scale-out row (the same
+    two-to-three step twice); the rolling restart runs from its first event to the end of its
+    last, affecting every shard its stopped workers held."""
+    rows: dict[str, list[Span]] = {"SIGKILL": [], "SIGTERM": [], SCALE_OUT: []}
+    for event, end in zip(events, ends, strict=True):
+        if event["kind"] in ("SIGKILL", "SIGTERM"):
+            rows[event["kind"]] = [(event["at_ms"], end, event["shards"])]
+        elif event["kind"] == "join":
+            rows[SCALE_OUT].append((event["at_ms"], end, event["moved"]))
+    rolling = [e for e in events if e["kind"].startswith("rolling")]
+    if rolling:
+        shards = sorted({s for e in rolling for s in e["shards"]})
+        rows["rolling restart"] = [(rolling[0]["at_ms"], ends[events.index(rolling[-1])], shards)]
+    return {name: spans for name, spans in rows.items() if spans}
+
+
+def window(
+    name: str, spans: list[Span], samples: list[Arrival], repeats: list[Arrival], t0: float
+) -> dict[str, Any]:
+    """Gaps, latency (by write time) and duplicates (by repeat arrival time) over ``spans``."""
+    held: dict[str, float] = {}
+    others = 0.0
+    for start, end, shards in spans:
+        gaps = gaps_by_shard(samples, start, end)
+        for shard in shards:
+            held[shard] = max(held.get(shard, 0.0), gaps.get(shard, 0.0))
+        others = max([others, *(g for s, g in gaps.items() if s not in shards)])
+
+    def inside(ms: float) -> bool:
+        return any(start <= ms < end for start, end, _ in spans)
+
+    return {
+        "event": name,
+        "at_s": round((spans[0][0] - t0) / 1000, 1),
+        "window_s": round(sum(end - start for start, end, _ in spans) / 1000, 1),
+        "affected_shards": len(held),
+        "max_gap_ms": round(max(held.values(), default=0.0)),
+        "gap_ms_by_shard": {s: round(g) for s, g in sorted(held.items())},
+        "other_shards_max_gap_ms": round(others),
+        "latency": summary([a.latency_ms for a in samples if inside(a.written_ms)]),
+        "duplicates": sum(1 for r in repeats if inside(r.arrived_ms)),
+    }
+
+
 def analyse(
-    samples: list[Arrival], events: list[dict[str, Any]], t0: float, conf: dict[str, Any]
+    samples: list[Arrival], repeats: list[Arrival], events: list[dict[str, Any]], t0: float
 ) -> dict[str, Any]:
     first_event = events[0]["at_ms"]
     # Up to the first event, less the last 2 s: changes written just before a SIGKILL wait
     # for the failover, and belong to it.
     baseline = [a.latency_ms for a in samples if a.written_ms < first_event - 2000]
-    windows = []
-    ends = [e["at_ms"] for e in events[1:]] + [max(a.arrived_ms for a in samples)]
-    groups: list[tuple[str, float, float, list[str]]] = []
-    rolling = [e for e in events if e["kind"].startswith("rolling")]
-    for event, end in zip(events, ends, strict=True):
-        if event["kind"] in ("SIGKILL", "SIGTERM"):
-            groups.append((event["kind"], event["at_ms"], end, event["shards"]))
-    if rolling:
-        rolling_end = ends[events.index(rolling[-1])]
-        shards = sorted({s for e in rolling for s in e["shards"]})
-        groups.append(("rolling restart", rolling[0]["at_ms"], rolling_end, shards))
-    for kind, start, end, shards in groups:
-        gaps = gaps_by_shard(samples, start, end)
-        held = {s: round(gaps.get(s, 0.0)) for s in shards}
-        latency = summary([a.latency_ms for a in samples if start <= a.written_ms < end])
-        windows.append(
-            {
-                "event": kind,
-                "at_s": round((start - t0) / 1000, 1),
-                "window_s": round((end - start) / 1000, 1),
-                "affected_shards": len(shards),
-                "max_gap_ms": max(held.values(), default=0),
-                "gap_ms_by_shard": held,
-                "other_shards_max_gap_ms": round(
-                    max((g for s, g in gaps.items() if s not in shards), default=0.0)
-                ),
-                "latency": latency,
-            }
-        )
+    # Windows are half-open, so the last one ends just after the last copy arrived.
+    last = max(a.arrived_ms for a in [*samples, *repeats]) + 1
+    ends = [e["at_ms"] for e in events[1:]] + [last]
+    rows = spans_by_window(events, ends)
+    windows = [window(name, spans, samples, repeats, t0) for name, spans in rows.items()]
     by = {w["event"]: w for w in windows}
     return {
         "baseline_latency": summary(baseline),
+        "baseline_duplicates": sum(1 for r in repeats if t0 <= r.arrived_ms < first_event),
         "windows": windows,
         "failover_after_sigkill_s": round(by["SIGKILL"]["max_gap_ms"] / 1000, 2),
         "handoff_after_sigterm_s": round(by["SIGTERM"]["max_gap_ms"] / 1000, 2),
+        "join_max_gap_s": round(by[SCALE_OUT]["max_gap_ms"] / 1000, 2),
         "rolling_restart_max_gap_s": round(by["rolling restart"]["max_gap_ms"] / 1000, 2),
         "events": [{**e, "at_s": round((e["at_ms"] - t0) / 1000, 2)} for e in events],
         "kcl_defaults": {
@@ -260,19 +311,29 @@ def analyse(
 def print_table(result: dict[str, Any]) -> None:
     base = result["baseline_latency"]
     print(
-        f"baseline: p50 {base.get('p50_ms')} ms, p99 {base.get('p99_ms')} ms, "
-        f"max {base.get('max_ms')} ms"
+        f"{'window':<24}{'shards':>7}{'max gap':>9}{'p50':>8}{'p99':>8}{'max':>8}{'dups':>6}  (ms)"
     )
-    print(f"{'event':<18}{'shards':>7}{'max gap':>10}{'p99':>9}{'max':>9}  (ms)")
+    print(
+        f"{'baseline (no event)':<24}{'-':>7}{'-':>9}{base.get('p50_ms', 0):>8.0f}"
+        f"{base.get('p99_ms', 0):>8.0f}{base.get('max_ms', 0):>8.0f}"
+        f"{result['baseline_duplicates']:>6}"
+    )
     for w in result["windows"]:
         lat = w["latency"]
         print(
-            f"{w['event']:<18}{w['affected_shards']:>7}{w['max_gap_ms']:>10.0f}"
-            f"{lat.get('p99_ms', 0):>9.0f}{lat.get('max_ms', 0):>9.0f}"
+            f"{w['event']:<24}{w['affected_shards']:>7}{w['max_gap_ms']:>9.0f}"
+            f"{lat.get('p50_ms', 0):>8.0f}{lat.get('p99_ms', 0):>8.0f}"
+            f"{lat.get('max_ms', 0):>8.0f}{w['duplicates']:>6}"
         )
     print(
         f"failover after SIGKILL {result['failover_after_sigkill_s']} s, handoff after "
-        f"SIGTERM {result['handoff_after_sigterm_s']} s (KCL defaults: 10 s and 10 s)"
+        f"SIGTERM {result['handoff_after_sigterm_s']} s (KCL defaults: 10 s and 10 s), "
+        f"longest gap on a shard a joiner took {result['join_max_gap_s']} s"
+    )
+    timed = result["baseline_duplicates"] + sum(w["duplicates"] for w in result["windows"])
+    print(
+        f"{result['written']} written, {result['arrived']} arrived; {result['duplicates']} "
+        f"repeated copies, {timed} of timed writes (in the window where the repeat arrived)"
     )
 
 
@@ -314,6 +375,6 @@ def plot(
     plots.save(
         fig,
         path,
-        f"Latency through SIGKILL, SIGTERM and a rolling restart "
+        f"Latency through SIGKILL, SIGTERM, joins and a rolling restart "
         f"(lease {result['settings']['lease_duration']:g} s)",
     )

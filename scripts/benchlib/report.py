@@ -259,6 +259,7 @@ def disruption(r: dict[str, Any]) -> str:
             _ms(base.get("p50_ms")),
             _ms(base.get("p99_ms")),
             _ms(base.get("max_ms")),
+            r.get("baseline_duplicates", "-"),
         ]
     ]
     for w in r["windows"]:
@@ -271,25 +272,30 @@ def disruption(r: dict[str, Any]) -> str:
                 _ms(lat.get("p50_ms")),
                 _ms(lat.get("p99_ms")),
                 _ms(lat.get("max_ms")),
+                w.get("duplicates", "-"),
             ]
         )
-    return f"""## Disruption: SIGKILL, SIGTERM, rolling restart
+    header = ["window", "affected shards", "max delivery gap ms", "p50 ms", "p99 ms", "max ms"]
+    return f"""## Disruption: SIGKILL, SIGTERM, scale-out, rolling restart
 
 3 workers, {s["shards"]} shards, {s["rate"]} writes/s throughout; `lease_duration`
 {s["lease_duration"]:g} s, `take_interval` {s["take_interval"]:g} s. Each replacement joins after
 the cluster rebalanced. *Gap* = the longest time between two arrivals from one of the
-affected shards (normally about one poll interval).
+affected shards (normally about one poll interval); a scale-out's affected shards are those
+the joining worker took. *Duplicates*: repeated copies, counted in the window they arrived in.
 
-{_table(["window", "affected shards", "max delivery gap ms", "p50 ms", "p99 ms", "max ms"], rows)}
+{_table([*header, "duplicates"], rows)}
 
 ![disruption](bench/results/disruption.png)
 
 - failover after SIGKILL: **{r["failover_after_sigkill_s"]} s** (the lease must expire:
-  `lease_duration` {s["lease_duration"]:g} s plus up to a take interval); KCL's default is
-  10 s (`failoverTimeMillis`).
-- handoff after SIGTERM: **{r["handoff_after_sigterm_s"]} s** (the worker drains, checkpoints and
-  releases; others take at their next take cycle); KCL does not release leases on shutdown by
-  default, so a graceful stop there also waits out the 10 s expiry.
+  `lease_duration` {s["lease_duration"]:g} s; the others look again the moment it does); KCL's
+  default is 10 s (`failoverTimeMillis`).
+- handoff after SIGTERM: **{r["handoff_after_sigterm_s"]} s** (the leaving worker keeps reading
+  until another asks for each lease, then hands it over after its last checkpoint); KCL does
+  not release leases on shutdown by default, so a graceful stop there waits out the expiry.
+- a worker joining a balanced cluster: longest gap on a shard it took
+  {r.get("join_max_gap_s", "-")} s (the owner hands it over at a batch boundary).
 - longest gap in the rolling restart of all 3: {r["rolling_restart_max_gap_s"]} s.
 - {r["written"]} changes written, {r["arrived"]} arrived, {r["duplicates"]} delivered twice
   (at-least-once: a killed worker's last batch may be re-read).

@@ -113,7 +113,9 @@ class Arrival:
 
 class ArrivalRecorder:
     """A confluent-kafka consumer on a thread, reading ``topics`` from their beginning and
-    keeping each item's first arrival (at-least-once delivery may repeat some)."""
+    keeping each item's first arrival (at-least-once delivery may repeat some). Repeated
+    copies are counted, and kept with their own arrival time in ``repeats`` so that a
+    benchmark can tell which event caused them."""
 
     def __init__(self, bootstrap_servers: str, topics: Iterable[str]) -> None:
         self.consumer = Consumer(
@@ -133,6 +135,7 @@ class ArrivalRecorder:
         self.consumer.assign(assignment)
         self.arrivals: dict[tuple[str, str], Arrival] = {}
         self.duplicates = 0
+        self.repeats: list[Arrival] = []
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -161,23 +164,30 @@ class ArrivalRecorder:
                 new = envelope.get("new") or {}
                 if "w" not in new:
                     continue
-                key = (message.topic(), str(new["pk"]))
+                arrival = Arrival(
+                    message.topic(),
+                    str(new.get("phase", "")),
+                    str(new["pk"]),
+                    str(envelope.get("shard", "")),
+                    float(new["w"]),
+                    arrived,
+                )
+                key = (arrival.topic, arrival.key)
                 with self._lock:
                     if key in self.arrivals:
                         self.duplicates += 1
-                        continue
-                    self.arrivals[key] = Arrival(
-                        message.topic(),
-                        str(new.get("phase", "")),
-                        str(new["pk"]),
-                        str(envelope.get("shard", "")),
-                        float(new["w"]),
-                        arrived,
-                    )
+                        self.repeats.append(arrival)
+                    else:
+                        self.arrivals[key] = arrival
 
     def snapshot(self) -> list[Arrival]:
         with self._lock:
             return list(self.arrivals.values())
+
+    def repeated(self) -> list[Arrival]:
+        """The repeated copies so far, each with the time that copy arrived."""
+        with self._lock:
+            return list(self.repeats)
 
     def count(self, topic: str, phase: str | None = None) -> int:
         with self._lock:
