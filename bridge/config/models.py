@@ -130,6 +130,13 @@ class CoordinationConfig(_Section):
     delivered again by the next owner. Keep it below the pod's termination grace period."""
     lease_table: str | None = None
     """Defaults to ``<app>-leases``."""
+    liveness: Literal["lease", "heartbeat"] = "lease"
+    """How the others know a worker still holds its leases. ``lease``: each lease's counter,
+    renewed every renew interval (KCL's way: lease-table writes grow with the leases held,
+    and KCL workers, during a takeover or a rollback, understand them). ``heartbeat``: the
+    worker's heartbeat row alone, one write per renew interval whatever it holds; the lease
+    counter still fences every write. For short leases (``lease_duration: 3s``) with fast
+    failover; every worker of the app must use it, and no KCL worker may share the table."""
 
     @model_validator(mode="after")
     def _renew_inside_lease(self) -> CoordinationConfig:
@@ -142,6 +149,17 @@ class CoordinationConfig(_Section):
     @property
     def effective_renew_interval(self) -> timedelta:
         return self.renew_interval or self.lease_duration / 3
+
+    @property
+    def observation_slack(self) -> float:
+        """Seconds an owner gives up of each lease duration, so that the others may credit a
+        change they read to the read before (``ExpiryTracker``): failover then takes about
+        ``lease_duration``, not that plus a take interval. At most a take interval (the
+        spacing of reads it stands for) and a third of the lease, and never so much that an
+        owner's remaining time holds fewer than two renewals."""
+        lease = self.lease_duration.total_seconds()
+        renew = self.effective_renew_interval.total_seconds()
+        return max(0.0, min(self.take_interval.total_seconds(), lease / 3, lease - 2 * renew))
 
 
 class PollingConfig(_Section):

@@ -60,18 +60,32 @@ class Lease:
 
 @dataclass
 class ExpiryTracker:
-    """When this worker last saw each lease change owner or counter."""
+    """When this worker last saw each lease change owner or counter.
 
-    _seen: dict[str, tuple[str | None, int, float]] = field(default_factory=dict)
+    A change is credited to the earliest moment it may be said to have happened: the later of
+    the previous read (which still saw the old value) and this read less ``slack``. With reads
+    a take interval apart, crediting the change to the read that saw it would add up to that
+    interval to every failover. It is safe because every owner keeps its lease only for
+    ``lease_duration - slack`` after each write it sends (``LeaseHolder``), and a write seen
+    by a read was sent before that read ended. A lease first seen counts as changed when it
+    was seen.
+    """
+
+    slack: float = 0.0
+    _seen: dict[str, tuple[str | None, int, float, float]] = field(default_factory=dict)
+    """Per lease: owner, counter, when the change was credited, when last read."""
 
     def observe(self, leases: Iterable[Lease], now: float) -> None:
-        current: dict[str, tuple[str | None, int, float]] = {}
+        current: dict[str, tuple[str | None, int, float, float]] = {}
         for lease in leases:
             previous = self._seen.get(lease.key)
-            if previous is not None and previous[:2] == (lease.owner, lease.counter):
-                current[lease.key] = previous
+            if previous is None:
+                current[lease.key] = (lease.owner, lease.counter, now, now)
+            elif previous[:2] == (lease.owner, lease.counter):
+                current[lease.key] = (*previous[:3], now)
             else:
-                current[lease.key] = (lease.owner, lease.counter, now)
+                credited = max(previous[3], now - self.slack)
+                current[lease.key] = (lease.owner, lease.counter, credited, now)
         self._seen = current
 
     def expired(self, lease: Lease, now: float, lease_duration: float) -> bool:
@@ -96,7 +110,7 @@ class ExpiryTracker:
         """
         due = [
             seen + lease_duration
-            for owner, _, seen in self._seen.values()
+            for owner, _, seen, _ in self._seen.values()
             if owner is not None and owner != besides and seen + lease_duration > now
         ]
         return min(due, default=None)
@@ -140,6 +154,7 @@ def plan_take(
     held: Set[str],
     live_workers: Set[str],
     leaving: Set[str] = frozenset(),
+    beating: Set[str] | None = None,
     tracker: ExpiryTracker,
     now: float,
     lease_duration: float,
@@ -156,13 +171,21 @@ def plan_take(
     trading leases forever. A ``leaving`` worker (stopping, still finishing its batches) is
     owed no share: every lease it holds is stealable, first and beyond ``max_steals``, so
     that it is handed over while its owner still reads it.
+
+    ``beating`` (heartbeat liveness): the workers with a heartbeat row; the leases of those
+    are alive while their owner is among ``live_workers``, whatever their counters do. Leases
+    of owners without a row are judged by their counters, as always.
     """
     active = workable(leases)
-    alive = {
-        lease.key
-        for lease in active
-        if lease.owner is not None and not tracker.expired(lease, now, lease_duration)
-    }
+
+    def is_alive(lease: Lease) -> bool:
+        if lease.owner is None:
+            return False
+        if beating is not None and lease.owner in beating:
+            return lease.owner in live_workers
+        return not tracker.expired(lease, now, lease_duration)
+
+    alive = {lease.key for lease in active if is_alive(lease)}
     load = Counter(
         lease.owner
         for lease in active

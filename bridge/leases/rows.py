@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.core.leasing import LagReading, Lease
+from bridge.errors import LeaseLostError
 
 KEY = "leaseKey"
 OWNER = "leaseOwner"
@@ -81,3 +82,20 @@ def lease_of(item: dict[str, Any]) -> Lease:
 
 def _number(item: dict[str, Any], name: str) -> int | None:
     return int(item[name]["N"]) if name in item else None
+
+
+def owner_value(lease: Lease) -> dict[str, str]:
+    """The owner, as the value a write is conditional on: a lease with none is not ours."""
+    if lease.owner is None:
+        raise LeaseLostError(f"lease {lease.key} has no owner")
+    return {"S": lease.owner}
+
+
+def set_lag(lease: Lease, names: dict[str, str], values: dict[str, Any]) -> str:
+    """The SET clauses (after a comma) that write the lease's lag reading; "" without one."""
+    if lease.lag is None:
+        return ""
+    names.update({"#lag": LAG_MS, "#lagat": LAG_AT_MS})
+    values[":lag"] = {"N": str(lease.lag.lag_ms)}
+    values[":lagat"] = {"N": str(lease.lag.measured_at_ms)}
+    return ", #lag = :lag, #lagat = :lagat"

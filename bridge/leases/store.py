@@ -6,6 +6,7 @@ fencing token. A worker whose lease moved on gets ``LeaseLostError`` and writes 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -22,8 +23,6 @@ from bridge.leases.rows import (
     HANDOFF_TO,
     KCL_ONLY,
     KEY,
-    LAG_AT_MS,
-    LAG_MS,
     OWNER,
     OWNER_SWITCHES,
     PARENTS,
@@ -32,6 +31,8 @@ from bridge.leases.rows import (
     SUB_SEQUENCE,
     is_lease,
     lease_of,
+    owner_value,
+    set_lag,
 )
 from bridge.leases.tables import ensure_table
 
@@ -60,6 +61,7 @@ class LeaseStore(Protocol):
     async def release(self, lease: Lease) -> None: ...
     async def get_leases(self, keys: list[str]) -> list[Lease]: ...
     async def request_handoff(self, lease: Lease, to: str) -> Lease: ...
+    async def withdraw_request(self, key: str, asker: str) -> None: ...
     async def hand_over(self, lease: Lease, to: str) -> Lease: ...
     async def delete(self, key: str) -> None: ...
     async def retire(self, lease: Lease) -> None: ...
@@ -154,7 +156,7 @@ class DynamoLeaseStore:
             lease.key,
             "SET #w = :w",
             {"#w": SNAPSHOT_WANTED, "#o": OWNER, "#n": COUNTER},
-            {":w": {"N": str(at_ms)}, ":n": {"N": str(lease.counter)}, ":me": _owner(lease)},
+            {":w": {"N": str(at_ms)}, ":n": {"N": str(lease.counter)}, ":me": owner_value(lease)},
             "#n = :n AND #o = :me",
             conflict=LeaseLostError,
         )
@@ -167,7 +169,11 @@ class DynamoLeaseStore:
             lease.key,
             "SET #p = :p",
             {"#p": PAUSED_FOR, "#o": OWNER, "#n": COUNTER},
-            {":p": {"N": str(cutoff_ms)}, ":n": {"N": str(lease.counter)}, ":me": _owner(lease)},
+            {
+                ":p": {"N": str(cutoff_ms)},
+                ":n": {"N": str(lease.counter)},
+                ":me": owner_value(lease),
+            },
             "#n = :n AND #o = :me",
             conflict=LeaseLostError,
         )
@@ -205,10 +211,10 @@ class DynamoLeaseStore:
         The row comes back with the write (no read billed): a handoff asked of the owner is
         heard within a renew interval."""
         names = {"#o": OWNER, "#n": COUNTER}
-        values = {":one": {"N": "1"}, ":n": {"N": str(lease.counter)}, ":me": _owner(lease)}
+        values = {":one": {"N": "1"}, ":n": {"N": str(lease.counter)}, ":me": owner_value(lease)}
         row = await self._update(
             lease.key,
-            "SET #n = #n + :one" + _set_lag(lease, names, values),
+            "SET #n = #n + :one" + set_lag(lease, names, values),
             names,
             values,
             "#n = :n AND #o = :me",
@@ -217,6 +223,18 @@ class DynamoLeaseStore:
         )
         asked = row.get(HANDOFF_TO, {}).get("S")
         return replace(lease, counter=lease.counter + 1, handoff_to=asked)
+
+    async def withdraw_request(self, key: str, asker: str) -> None:
+        """Take back our request for a lease (we are stopping), unless another replaced it."""
+        with contextlib.suppress(LeaseConflictError):
+            await self._update(
+                key,
+                "REMOVE #h",
+                {"#h": HANDOFF_TO},
+                {":me": {"S": asker}},
+                "#h = :me",
+                conflict=LeaseConflictError,
+            )
 
     async def get_leases(self, keys: list[str]) -> list[Lease]:
         """The rows of ``keys`` (those that exist), read consistently, up to 100 a request."""
@@ -254,12 +272,15 @@ class DynamoLeaseStore:
 
     async def hand_over(self, lease: Lease, to: str) -> Lease:
         """Give the lease, checkpointed, to ``to``: a take done for it (owner and counter move
-        in one conditional write), so it never lies free for a third worker to take."""
+        in one conditional write), so it never lies free for a third worker to take. Only while
+        ``to`` is still the one asking: ``LeaseConflictError`` when the lease is no longer
+        ours or the request changed (withdrawn, or another asked since); read the row to
+        tell which."""
         names = {"#o": OWNER, "#n": COUNTER, "#s": OWNER_SWITCHES, "#h": HANDOFF_TO}
         values = {
             ":one": {"N": "1"},
             ":n": {"N": str(lease.counter)},
-            ":me": _owner(lease),
+            ":me": owner_value(lease),
             ":to": {"S": to},
         }
         await self._update(
@@ -267,8 +288,8 @@ class DynamoLeaseStore:
             "SET #o = :to, #n = #n + :one ADD #s :one REMOVE #h",
             names,
             values,
-            "#n = :n AND #o = :me",
-            conflict=LeaseLostError,
+            "#n = :n AND #o = :me AND #h = :to",
+            conflict=LeaseConflictError,
         )
         return replace(
             lease,
@@ -290,11 +311,11 @@ class DynamoLeaseStore:
             ":c": {"S": checkpoint},
             ":zero": {"N": "0"},
             ":n": {"N": str(lease.counter)},
-            ":me": _owner(lease),
+            ":me": owner_value(lease),
         }
         await self._update(
             lease.key,
-            "SET #c = :c, #s = :zero, #sub = :zero" + _set_lag(lease, names, values),
+            "SET #c = :c, #s = :zero, #sub = :zero" + set_lag(lease, names, values),
             names,
             values,
             "#n = :n AND #o = :me",
@@ -307,7 +328,7 @@ class DynamoLeaseStore:
             lease.key,
             "REMOVE #o SET #n = #n + :one",
             {"#o": OWNER, "#n": COUNTER},
-            {":one": {"N": "1"}, ":n": {"N": str(lease.counter)}, ":me": _owner(lease)},
+            {":one": {"N": "1"}, ":n": {"N": str(lease.counter)}, ":me": owner_value(lease)},
             "#n = :n AND #o = :me",
             conflict=LeaseLostError,
         )
@@ -379,19 +400,3 @@ class DynamoLeaseStore:
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _owner(lease: Lease) -> dict[str, str]:
-    if lease.owner is None:
-        raise LeaseLostError(f"lease {lease.key} has no owner")
-    return {"S": lease.owner}
-
-
-def _set_lag(lease: Lease, names: dict[str, str], values: dict[str, Any]) -> str:
-    """The SET clauses (after a comma) that write the lease's lag reading; "" without one."""
-    if lease.lag is None:
-        return ""
-    names.update({"#lag": LAG_MS, "#lagat": LAG_AT_MS})
-    values[":lag"] = {"N": str(lease.lag.lag_ms)}
-    values[":lagat"] = {"N": str(lease.lag.measured_at_ms)}
-    return ", #lag = :lag, #lagat = :lagat"

@@ -105,9 +105,17 @@ class MemoryLeaseStore:
         self.rows[lease.key] = replace(row, handoff_to=to)
         return replace(lease, handoff_to=to)
 
+    async def withdraw_request(self, key: str, asker: str) -> None:
+        self._enter("withdraw_request")
+        row = self.rows.get(key)
+        if row is not None and row.handoff_to == asker:
+            self.rows[key] = replace(row, handoff_to=None)
+
     async def hand_over(self, lease: Lease, to: str) -> Lease:
         self._enter("hand_over")
-        row = self._owned(lease)
+        row = self._row(lease.key, LeaseConflictError)
+        if (row.owner, row.counter, row.handoff_to) != (lease.owner, lease.counter, to):
+            raise LeaseConflictError(f"lease {lease.key} changed, or {to} no longer asks")
         given = replace(
             row,
             owner=to,

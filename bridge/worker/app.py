@@ -146,6 +146,7 @@ async def open_runtime(
             worker_id,
             lease_duration=lease_duration,
             clock=time.monotonic,
+            slack=config.coordination.observation_slack,
             registry=registry,
             leader=LeaderElection(
                 config.source,

@@ -30,8 +30,9 @@ from bridge.streams.reader import StreamReader
 from bridge.worker.handoffs import Handoffs
 from bridge.worker.launcher import ConsumerLauncher
 from bridge.worker.lease_holder import LeaseHolder
-from bridge.worker.lease_table_retry import checkpoint_backoff, renewal_backoff, retry_passing
+from bridge.worker.lease_table_retry import checkpoint_backoff, retry_passing
 from bridge.worker.membership import Membership
+from bridge.worker.renewals import Renewals
 from bridge.worker.shard_syncer import lease_child_shards
 from bridge.worker.snapshot_pauses import SnapshotPauses
 from bridge.worker.sync_scheduler import SyncScheduler
@@ -79,8 +80,11 @@ class LeaseCoordinator:
         self.sources = sources
         """The tables read, and which one each lease is for."""
         self.tenures = Tenures(metrics)
-        self.tracker = ExpiryTracker()
+        self.slack = config.coordination.observation_slack
+        self.tracker = ExpiryTracker(slack=self.slack)
         self.lease_duration = config.coordination.lease_duration.total_seconds()
+        self.by_heartbeat = config.coordination.liveness == "heartbeat"
+        """Leases kept alive by the heartbeat row alone (``coordination.liveness``)."""
         self.sync_requested = asyncio.Event()
         self.last_take_ok: float | None = None
         """When a take cycle last read the lease table: readiness needs the table in reach."""
@@ -108,6 +112,18 @@ class LeaseCoordinator:
             stopping=stopping,
             clock=clock,
         )
+        self.renewals = Renewals(
+            config,
+            tenures=self.tenures,
+            store=store,
+            membership=membership,
+            handoffs=self.handoffs,
+            metrics=metrics,
+            stopping=stopping,
+            clock=clock,
+            rng=rng,
+            log=self._log,
+        )
         self.sync = SyncScheduler(
             config=config,
             reader=reader,
@@ -126,43 +142,7 @@ class LeaseCoordinator:
     # -- renewals ----------------------------------------------------------------------------
 
     async def renew_rounds(self, until: asyncio.Event) -> None:
-        """A renewal round every renew interval, counted from the previous round's start, not
-        its end: a round's retries (throttling) end when the next round is due, so a lease is
-        renewed at least every two intervals however slow the lease table is."""
-        interval = self.config.coordination.effective_renew_interval.total_seconds()
-        while not until.is_set():
-            next_round = self.clock() + interval
-            beat = asyncio.ensure_future(self._beat(next_round))
-            await asyncio.gather(*(holder.renew(next_round) for holder in self.tenures.holders()))
-            await beat  # after the renewals: a failing heartbeat must not delay them
-            self.handoffs.answer()
-            self.tenures.forget_lost()
-            self.tenures.update_gauges()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(until.wait(), max(0.0, next_round - self.clock()))
-
-    async def _beat(self, give_up_at: float) -> None:
-        """The heartbeat, tried again at once after a passing failure (like a renewal) until
-        ``give_up_at``: other workers count us by it, and a worker that looks gone is owed no
-        share, so its leases would look stealable. Never raises: the renewals go on."""
-
-        def failed(attempt: int, error: BaseException, retrying: bool) -> None:
-            self.metrics.errors_transient.inc()
-            self._log.warning("heartbeat failed", attempt=attempt, error=repr(error))
-
-        async def pause(delay: float) -> None:
-            delay = min(delay, give_up_at - self.clock())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), max(0.0, delay))
-
-        await retry_passing(
-            self.membership.beat,
-            failed=failed,
-            backoff=renewal_backoff(self.lease_duration),
-            rng=self.rng,
-            may_retry=lambda: self.clock() < give_up_at and not self.stopping.is_set(),
-            pause=pause,
-        )
+        await self.renewals.rounds(until)
 
     # -- taking ------------------------------------------------------------------------------
 
@@ -199,6 +179,7 @@ class LeaseCoordinator:
             held=self.tenures.held() | self.handoffs.asked(),
             live_workers=live,
             leaving=self.membership.leaving,
+            beating=self.membership.known if self.by_heartbeat else None,
             tracker=self.tracker,
             now=now,
             lease_duration=self.lease_duration,
@@ -209,11 +190,14 @@ class LeaseCoordinator:
         for lease in plan.take:
             await self._take(lease, stolen=False)
         for lease in plan.steal:  # asked for: its owner hands it over at a batch boundary
-            await self.handoffs.ask(lease)
+            if not self.stopping.is_set():  # a stopping worker would only have to give it back
+                await self.handoffs.ask(lease)
         await self._start_ready_consumers({lease.key: lease.checkpoint for lease in leases})
         self.tenures.update_gauges()
         expiries = (
-            self.tracker.next_expiry(now, self.lease_duration, besides=self.worker_id),
+            None
+            if self.by_heartbeat  # lease counters stand still: only heartbeats expire
+            else self.tracker.next_expiry(now, self.lease_duration, besides=self.worker_id),
             self.membership.next_expiry(self.clock()),
         )
         self._next_expiry = min((due for due in expiries if due is not None), default=None)
@@ -269,6 +253,7 @@ class LeaseCoordinator:
             clock=self.clock,
             rng=self.rng,
             on_checkpoint=self.metrics.checkpoint_writes.inc,
+            slack=self.slack,
         )
 
     async def _start_ready_consumers(self, checkpoints: Mapping[str, str | None]) -> None:

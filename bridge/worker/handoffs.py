@@ -29,6 +29,8 @@ from bridge.worker.tenures import Tenure, Tenures
 
 log = structlog.get_logger("bridge.handoffs")
 
+_GIVE_TRIES = 3
+"""Askers that replace one another's request while the owner hands over: this many tries."""
 _WATCH_INTERVAL = 0.05
 """Seconds between an asker's reads of the row it waits for: one consistent read of a small
 row (one read unit), for the second or so until the owner answers."""
@@ -78,37 +80,44 @@ class Handoffs:
     async def ask(self, lease: Lease) -> None:
         if lease.key in self.asked():
             return
+        sent = self.clock()
         try:
             await self.store.request_handoff(lease, self.worker_id)
         except LeaseConflictError:
             return  # its owner changed since the scan: the next take cycle sees it anew
         self._log.info("lease asked for", shard=lease.key, owner=lease.owner)
         self._watches[lease.key] = asyncio.create_task(
-            self._watch(lease), name=f"handoff-{lease.key}"
+            self._watch(lease, sent), name=f"handoff-{lease.key}"
         )
 
-    async def _watch(self, lease: Lease) -> None:
-        """Read the row every poll interval until it is ours (adopt it), goes elsewhere, or
-        its owner kept it past ``patience`` (take it)."""
+    async def _watch(self, lease: Lease, asked_at: float) -> None:
+        """Read the row every watch interval until it is ours (adopt it), goes elsewhere, or
+        its owner kept it past ``patience`` (take it).
+
+        An adopted lease is held from when the read *before* the one that showed it ours was
+        sent (at first, from when we asked): that read saw the old owner, so the handoff was
+        written after it was sent, and the others credit the change no earlier than that."""
         deadline = self.clock() + self.patience
+        before = asked_at
         while not self.stopping.is_set():
             sent = self.clock()
             try:
                 row = next(iter(await self.store.get_leases([lease.key])), None)
-            except Exception as exc:  # a passing failure: the next poll reads again
+            except Exception as exc:  # a passing failure: the next read tries again
                 self._log.warning("could not read an asked-for lease", error=repr(exc))
-                row = lease
-            if row is None:
-                return
-            if row.owner == self.worker_id:
-                await self.adopt(row, sent)
-                return
-            if row.owner != lease.owner or row.handoff_to != self.worker_id:
-                return  # taken, released or asked for by another: the take cycle decides
-            if self.clock() >= deadline:
-                self._log.warning("owner did not hand the lease over", shard=lease.key)
-                await self.force(row)
-                return
+            else:
+                if row is None:
+                    return
+                if row.owner == self.worker_id:
+                    await self.adopt(row, before)
+                    return
+                if row.owner != lease.owner or row.handoff_to != self.worker_id:
+                    return  # taken, released or asked for by another: the take cycle decides
+                if self.clock() >= deadline:
+                    self._log.warning("owner did not hand the lease over", shard=lease.key)
+                    await self.force(row)
+                    return
+                before = sent
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), self.watch_interval)
 
@@ -124,6 +133,10 @@ class Handoffs:
         if not keys:
             return
         with contextlib.suppress(Exception):
+            # Withdrawn first: an owner handing over now is refused (the row no longer
+            # names us) and keeps the lease; one that handed it over already is read below.
+            for key in keys:
+                await self.store.withdraw_request(key, self.worker_id)
             for row in await self.store.get_leases(keys):
                 if row.owner == self.worker_id:
                     await self.store.release(row)
@@ -154,9 +167,23 @@ class Handoffs:
         task.add_done_callback(self._giving.discard)
 
     async def _give(self, tenure: Tenure) -> None:
+        """Hand the lease to its asker; to the one asking now if another replaced it. If
+        nobody asks any more, the lease stays ours: read again from the next take cycle (or
+        released by the drain, when we are leaving)."""
         to = tenure.handing_to
-        if to is not None and await tenure.holder.hand_over(to):
-            self.tenures.drop(tenure.holder.key)
+        for _ in range(_GIVE_TRIES):
+            if to is None:
+                return
+            answer = await tenure.holder.hand_over(to)
+            if answer is None:
+                if tenure.holder.lost.is_set():
+                    self.tenures.drop(tenure.holder.key)
+                return
+            if not answer:
+                break
+            tenure.handing_to = to = answer
+        self._log.info("handoff not taken up; keeping the lease", shard=tenure.holder.key)
+        tenure.resume()
 
     async def leave(self, until: float) -> None:
         """Leaving: say so, and hand each lease to the worker that asks for it, while still
@@ -180,6 +207,4 @@ class Handoffs:
         if not holders:
             return
         for row in await self.store.get_leases(sorted(holders)):
-            holder = holders[row.key]
-            if row.owner == holder.lease.owner and row.counter == holder.lease.counter:
-                holder.heard_request(row.handoff_to)
+            holders[row.key].observe(row)

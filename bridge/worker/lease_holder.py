@@ -6,7 +6,8 @@ is this object). It is the only writer of the lease's row and of ``lease``, the 
 worker believes the row holds, lag reading included. Renewals and checkpoints are both
 conditional on the counter, so they must not race each other: one lock per lease serialises
 them and keeps the counter we hold current. The holder also keeps
-its own deadline (when the last successful renewal was *sent*, plus ``lease_duration``): another
+its own deadline (when the last successful renewal was *sent*, plus ``lease_duration`` less the
+observation slack, ``ExpiryTracker``): another
 worker can only see that renewal later, so once the deadline passes this worker must assume the
 lease is gone, even if it could not hear so from DynamoDB.
 
@@ -28,7 +29,7 @@ import structlog
 
 from bridge.core.leasing import LagReading, Lease
 from bridge.errors import LeaseLostError
-from bridge.leases.store import LeaseStore
+from bridge.leases.store import LeaseConflictError, LeaseStore
 from bridge.worker.lease_table_retry import checkpoint_backoff, is_transient, renewal_backoff
 
 log = structlog.get_logger("bridge.lease")
@@ -47,15 +48,20 @@ class LeaseHolder:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         on_checkpoint: Callable[[], None] = lambda: None,
+        slack: float = 0.0,
     ) -> None:
+        """``slack``: of each lease duration, the part given up so that the others may credit
+        a renewal they read to their read before (``ExpiryTracker``)."""
         self.store = store
         self.lease = lease
         self.on_checkpoint = on_checkpoint
         """Called after each checkpoint written (``bridge_checkpoint_writes_total``)."""
         self._lag: LagReading | None = None
         self.lease_duration = lease_duration
+        self.validity = lease_duration - slack
+        """How long a write we sent keeps the lease ours, as the others will judge it."""
         self.clock = clock
-        self.valid_until = taken_at + lease_duration
+        self.valid_until = taken_at + self.validity
         self.lost = asyncio.Event()
         self._lock = asyncio.Lock()
         self._rng = rng or random.Random()
@@ -128,7 +134,7 @@ class LeaseHolder:
                     if not is_transient(exc):  # a human must act; the deadline decides
                         return self.is_valid()
                 else:
-                    self.valid_until = sent + self.lease_duration
+                    self.valid_until = sent + self.validity
                     return True
             delay = self._renewal_backoff.delay(attempt, self._rng)
             if give_up_at is not None and self.clock() + delay >= give_up_at:
@@ -198,33 +204,58 @@ class LeaseHolder:
                 self.lost.wait(), max(0.0, min(delay, self.valid_until - self.clock()))
             )
 
+    def vouch(self, sent: float) -> None:
+        """Heartbeat liveness: our heartbeat, sent at ``sent``, went through, and the others
+        judge this lease by it; the deadline moves as a renewal sent then would move it."""
+        if not self.lost.is_set():
+            self.valid_until = max(self.valid_until, sent + self.validity)
+
+    def observe(self, row: Lease) -> None:
+        """The lease's row as read outside our own writes (heartbeat liveness reads instead of
+        renewing; a leaving worker polls): a handoff asked for is heard, and a counter moved
+        past ours means the lease is gone. A read older than our last write is ignored: the
+        counter only ever grows."""
+        if row.counter < self.lease.counter or self.lost.is_set():
+            return
+        if row.owner != self.lease.owner or row.counter != self.lease.counter:
+            self._mark_lost("the lease row moved on: another worker holds the lease")
+        else:
+            self.lease = replace(self.lease, handoff_to=row.handoff_to)
+
     @property
     def asked_for_by(self) -> str | None:
         """The worker that asked for this lease (``request_handoff``), if one did."""
         asked = self.lease.handoff_to
         return asked if asked not in (None, self.lease.owner) else None
 
-    def heard_request(self, to: str | None) -> None:
-        """A handoff request read from the row outside a renewal (the leaving worker's polls)."""
-        self.lease = replace(self.lease, handoff_to=to)
-
-    async def hand_over(self, to: str) -> bool:
-        """Give the lease, as checkpointed, to ``to`` (which starts reading at once); False
-        when it was no longer ours to give."""
+    async def hand_over(self, to: str) -> str | None:
+        """Give the lease, as checkpointed, to ``to`` (which starts reading at once). Returns
+        None once given, or when it was no longer ours to give (``lost`` says which); else
+        the worker asking now instead (another replaced ``to``'s request), or "" when nobody
+        asks any more (the asker withdrew): the lease is still ours."""
         async with self._lock:
             if not self.is_valid():
-                return False
+                return None
             try:
                 await self.store.hand_over(self._outgoing(), to)
-            except LeaseLostError:
-                self._mark_lost("handoff refused: another worker holds the lease")
-                return False
+            except LeaseConflictError:
+                return await self._why_not_handed(to)
             except Exception as exc:
-                log.warning("handoff failed; releasing", shard=self.key, to=to, error=repr(exc))
-                return False
+                log.warning("handoff failed", shard=self.key, to=to, error=repr(exc))
+                return ""
             log.info("lease handed over", shard=self.key, to=to, counter=self.lease.counter + 1)
             self.lost.set()
-            return True
+            return None
+
+    async def _why_not_handed(self, to: str) -> str | None:
+        rows = await self.store.get_leases([self.key])
+        if not rows:
+            self._mark_lost("the lease row is gone")
+            return None
+        self.observe(rows[0])
+        if self.lost.is_set():
+            return None
+        return self.lease.handoff_to or ""
 
     async def release(self) -> None:
         """Give the lease up so another worker can take it at once instead of waiting for expiry."""

@@ -25,6 +25,7 @@ class Membership:
         *,
         lease_duration: float,
         clock: Callable[[], float],
+        slack: float = 0.0,
         registry: WorkerRegistry | None = None,
         leader: LeaderElection | None = None,
     ) -> None:
@@ -33,9 +34,11 @@ class Membership:
         self.clock = clock
         self.registry = registry
         self.leader = leader
-        self.tracker = ExpiryTracker()
+        self.tracker = ExpiryTracker(slack=slack)
         self.leaving: frozenset[str] = frozenset()
         """The live workers that said they are stopping, as last read by ``live_workers``."""
+        self.known: frozenset[str] = frozenset()
+        """Every worker with a heartbeat row, live or not, as last read."""
         self.others_live = True
         """Whether the last reading saw another live worker, to hand leases to."""
         self._withdrawn = False
@@ -64,6 +67,7 @@ class Membership:
         now = self.clock()
         self.tracker.observe(rows, now)
         live = {row.key for row in rows if not self.tracker.expired(row, now, self.lease_duration)}
+        self.known = frozenset(row.key for row in rows)
         self.leaving = frozenset(row.key for row in rows if row.handoff_to and row.key in live)
         self.others_live = bool(live - self.leaving - {self.worker_id})
         return frozenset(live | {self.worker_id})

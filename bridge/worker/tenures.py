@@ -41,6 +41,13 @@ class Tenure:
     handing_to: str | None = None
     """The worker this lease is handed to once its consumer stopped."""
 
+    def resume(self) -> None:
+        """A handoff that was not taken up: the lease is still ours, to be read again."""
+        self.handing_to = None
+        self.task = None
+        self.consumer = None
+        self.stop = asyncio.Event()
+
     @property
     def running(self) -> bool:
         return self.task is not None and not self.task.done()

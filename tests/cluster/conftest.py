@@ -47,6 +47,8 @@ class Timing:
     max_records: int = 100
     processor_delay: float = 0.0
     """How long the journal processor takes per batch. Renewals: every lease / 3 (default)."""
+    liveness: str = "lease"
+    """``coordination.liveness``: each lease renewed, or the heartbeat row alone."""
 
 
 # -- the writer -------------------------------------------------------------------------------
@@ -200,7 +202,8 @@ class Cluster:
             "  region: us-east-1, aws_access_key_id: testing, aws_secret_access_key: testing}\n"
             f"coordination: {{lease_duration: {_ms(t.lease_duration)},"
             f" take_interval: {_ms(t.take_interval)},\n"
-            f"  shard_sync_interval: {_ms(t.shard_sync_interval)}, max_steals_per_cycle: 1}}\n"
+            f"  shard_sync_interval: {_ms(t.shard_sync_interval)}, max_steals_per_cycle: 1,\n"
+            f"  liveness: {t.liveness}}}\n"
             f"polling: {{interval: {_ms(t.poll_interval)}, idle_interval: {_ms(t.idle_interval)},"
             f" max_records: {t.max_records}}}\n"
             f"processor: {{kind: '{PROCESSOR}',\n"
@@ -247,6 +250,16 @@ class Cluster:
 
     def load(self, leases: list[LeaseRow] | None = None) -> dict[str, int]:
         return load_of(self.leases() if leases is None else leases, self.running())
+
+    def heartbeats(self) -> dict[str, int]:
+        """Each worker's heartbeat counter, from the coordination table."""
+        rows = self.ddb.query(
+            TableName=self.lock_table,
+            KeyConditionExpression="lock_key = :w",
+            ExpressionAttributeValues={":w": {"S": "workers"}},
+            ConsistentRead=True,
+        )["Items"]
+        return {row["sort_key"]["S"]: int(row["bridgeHeartbeat"]["N"]) for row in rows}
 
     def leader(self) -> str | None:
         """The owner named on the leader lock (a dead leader stays named until taken over)."""

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.cluster.analysis import duplicates
 from tests.cluster.conftest import Cluster, Timing
 from tests.cluster.scenarios import WORKERS, finish, steals
 
@@ -53,3 +54,36 @@ def test_three_workers_converge_and_stay_put(cluster: Callable[..., Cluster]) ->
 @pytest.mark.slow
 def test_three_workers_stay_put_for_30_seconds(cluster: Callable[..., Cluster]) -> None:
     converge_then_stay_put(cluster, window=30.0)
+
+
+def test_a_joining_worker_is_handed_its_share_at_batch_boundaries(
+    cluster: Callable[..., Cluster],
+) -> None:
+    """Rebalancing toward a new worker asks the owners for leases instead of taking them from
+    under a batch: every lease it gets is handed over after a checkpoint, and no record is
+    processed twice."""
+    pair = cluster()
+    pair.start_writer()
+    for name in ("w1", "w2"):
+        pair.start_worker(name)
+    pair.wait_for(pair.balanced, 60, "two workers within 1 of each other")
+    pair.wait_until_settled()
+    joined = pair.start_worker("w3")
+    pair.wait_for(pair.balanced, 60, "three workers within 1 of each other")
+    events = [event.get("event") for event in joined.log_events()]
+    print(f"\nw3 joined: {events.count('lease received')} leases handed over, loads {pair.load()}")
+    # Its share may come partly from the children of rotating shards, free to take.
+    assert events.count("lease received") >= 1, events
+    assert steals(pair) == 0, "a lease was taken from under its owner"
+    received = {
+        event["shard"] for event in joined.log_events() if event.get("event") == "lease received"
+    }
+    handed = {
+        event["shard"]
+        for worker in pair.workers.values()
+        for event in worker.log_events()
+        if event.get("event") == "lease handed over" and event.get("to") == "w3"
+    }
+    assert received <= handed, f"received but not handed over by its owner: {received - handed}"
+    finish(pair, killed=set())
+    assert not duplicates(pair.journal()), "records processed twice across a handoff"

@@ -9,6 +9,7 @@ one of the shards was processed elsewhere.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -20,7 +21,7 @@ from tests.cluster.analysis import (
     start_times,
     takeover_times,
 )
-from tests.cluster.conftest import Cluster, WorkerProcess
+from tests.cluster.conftest import Cluster, Timing, WorkerProcess
 from tests.cluster.scenarios import balanced_trio, busiest, finish
 
 # After a take: launching the consumer and opening its processor, on 2 busy cores.
@@ -136,3 +137,42 @@ def test_sigterm_hands_its_shards_over_at_once(cluster: Callable[..., Cluster]) 
     assert not again, f"records of the leaving worker processed twice: {again[:3]}"
     trio.wait_for(trio.balanced, 30, "two workers within 1 of each other")
     finish(trio, killed=set())
+
+
+@pytest.mark.parametrize("liveness", ["lease", "heartbeat"])
+def test_heartbeat_liveness_writes_no_renewals_and_fails_over_within_a_lease(
+    cluster: Callable[..., Cluster], liveness: str
+) -> None:
+    """``coordination.liveness: heartbeat``: the leases held are kept by the heartbeat row
+    alone (their counters stand still while the heartbeats move), and a kill -9 still moves
+    them once the heartbeat expires. Run with ``lease`` too, so the test is seen to tell the
+    two apart."""
+    trio = balanced_trio(functools.partial(cluster, timing=Timing(liveness=liveness)))
+    before = {lease.key: lease for lease in trio.leases()}
+    beats = trio.heartbeats()
+    # Three heartbeats of every worker: three renew intervals.
+    trio.wait_for(
+        lambda: all(trio.heartbeats().get(name, 0) >= beats[name] + 3 for name in beats),
+        trio.timing.lease_duration * 3,
+        "three heartbeats of every worker",
+    )
+    kept = [
+        (lease.counter - before[lease.key].counter)
+        for lease in trio.leases()
+        if lease.key in before
+        and lease.owner is not None
+        and lease.owner == before[lease.key].owner
+        and not lease.finished
+    ]
+    assert kept, "no lease kept its owner over three renew intervals"
+    if liveness == "heartbeat":
+        assert set(kept) == {0}, f"lease counters moved without a change of owner: {kept}"
+    else:
+        assert min(kept) >= 2, f"leases renewed less than twice in three intervals: {kept}"
+    victim = busiest(trio)
+    failover = kill_and_time_failover(trio, victim)
+    if liveness == "heartbeat":
+        bound = trio.timing.lease_duration + START_ALLOWANCE
+        assert max(failover.values()) <= bound, f"failover slower than {bound}s: {failover}"
+    trio.wait_for(trio.balanced, 30, "two workers within 1 of each other")
+    finish(trio, {victim.pid})

@@ -238,3 +238,45 @@ def test_a_leaving_worker_is_owed_no_share_and_never_stolen_back_to() -> None:
     # Once the leaver's leases are all handed over, nobody steals from the others.
     handed = [Lease(f"s{i}", owner="ab"[i % 2], counter=2) for i in range(6)]
     assert _plan(handed, "a", {"a", "b", "c"}, {"c"}).steal == []
+
+
+def test_a_change_is_credited_to_the_read_before_or_slack_before_the_read_that_saw_it() -> None:
+    tracker = ExpiryTracker(slack=2.0)
+    lease = Lease("s", owner="w", counter=1)
+    tracker.observe([lease], 0.0)  # first seen: credited when seen
+    assert tracker.next_expiry(0.0, LEASE_DURATION, besides="me") == 10.0
+    tracker.observe([lease], 1.0)  # unchanged: the credit stays, the last read moves
+    renewed = replace(lease, counter=2)
+    # Read again 1.5 s later: the renewal happened after the read at 1.0, so no earlier.
+    tracker.observe([renewed], 2.5)
+    assert tracker.next_expiry(2.5, LEASE_DURATION, besides="me") == 11.0
+    # Reads far apart (a slow take cycle): never more than ``slack`` before the read.
+    tracker.observe([replace(renewed, counter=3)], 9.0)
+    assert tracker.next_expiry(9.0, LEASE_DURATION, besides="me") == 17.0
+    assert not tracker.expired(replace(renewed, counter=3), 16.9, LEASE_DURATION)
+    assert tracker.expired(replace(renewed, counter=3), 17.0, LEASE_DURATION)
+
+
+@given(
+    reads=st.lists(st.floats(0.01, 3.0), min_size=2, max_size=30),
+    renewals=st.lists(st.floats(0.0, 30.0), min_size=1, max_size=20),
+    slack=st.floats(0.0, 3.0),
+)
+def test_no_lease_is_judged_expired_while_its_owner_still_holds_it(
+    reads: list[float], renewals: list[float], slack: float
+) -> None:
+    """Owners keep a lease ``LEASE_DURATION - slack`` after each renewal they send (a renewal
+    is applied some time after it is sent, before the read that sees it ends); readers credit
+    the change as ``ExpiryTracker`` does: no reader ever calls a held lease expired."""
+    tracker = ExpiryTracker(slack=slack)
+    sends = sorted(renewals)
+    applied = [t + 0.2 for t in sends]  # each renewal lands 0.2 s after it was sent
+    now = 0.0
+    for gap in reads:
+        now += gap
+        counter = sum(1 for t in applied if t <= now)
+        lease = Lease("s", owner="w", counter=counter)
+        tracker.observe([lease], now)
+        held_until = max((t + LEASE_DURATION - slack for t in sends if t + 0.2 <= now), default=0)
+        if tracker.expired(lease, now, LEASE_DURATION):
+            assert now >= held_until, f"expired at {now} while held until {held_until}"

@@ -202,10 +202,30 @@ async def test_hand_over_gives_the_lease_checkpointed_and_fences_the_giver(
     )
     assert given.counter == row.counter
     # The giver holds an old counter now: every write of its own is refused.
-    for write in (store.renew(mine), store.checkpoint(mine, "300"), store.hand_over(mine, "x")):
+    for write in (store.renew(mine), store.checkpoint(mine, "300")):
         with pytest.raises(LeaseLostError):
             await write
+    with pytest.raises(LeaseConflictError):
+        await store.hand_over(mine, "asker")
     # A forced take clears a request nobody answered.
     await store.request_handoff(row, "late")
     taken = await store.take(row, "thief")
     assert taken.handoff_to is None and (await store.get_leases(["s"]))[0].handoff_to is None
+
+
+async def test_a_hand_over_goes_only_to_the_worker_still_asking(store: LeaseStore) -> None:
+    await store.create_lease("s", frozenset())
+    (free,) = await store.list_leases()
+    mine = await store.take(free, "giver")
+    await store.request_handoff(mine, "first")
+    await store.request_handoff(mine, "second")  # replaces the first request
+    with pytest.raises(LeaseConflictError):
+        await store.hand_over(mine, "first")
+    await store.withdraw_request("s", "first")  # not first's any more: left alone
+    (row,) = await store.get_leases(["s"])
+    assert (row.owner, row.counter, row.handoff_to) == ("giver", mine.counter, "second")
+    await store.withdraw_request("s", "second")
+    with pytest.raises(LeaseConflictError):
+        await store.hand_over(mine, "second")  # withdrawn: the lease stays with its owner
+    (row,) = await store.get_leases(["s"])
+    assert (row.owner, row.counter, row.handoff_to) == ("giver", mine.counter, None)
