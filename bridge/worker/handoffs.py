@@ -155,7 +155,7 @@ class Handoffs:
             if tenure.holder.lost.is_set() or tenure.holder.lease.finished:
                 continue
             tenure.handing_to = to
-            tenure.stop.set()
+            tenure.ask_to_hand_off()
             self._log.info("handing lease over", shard=tenure.holder.key, to=to)
             if not tenure.running:
                 self.consumer_stopped(tenure)
@@ -200,6 +200,10 @@ class Handoffs:
             if all(t.handing_to is not None for t in self.tenures.values()):
                 break
             await asyncio.sleep(min(self.poll_interval, max(0.0, until - self.clock())))
+        # Each consumer stops after its next read; then its lease goes to its asker.
+        reading = [t.task for t in self.tenures.values() if t.handing_to and t.task]
+        if reading:
+            await asyncio.wait(reading, timeout=max(0.0, until - self.clock()))
         await asyncio.gather(*self._giving, return_exceptions=True)
 
     async def _hear_requests(self) -> None:

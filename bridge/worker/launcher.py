@@ -154,12 +154,14 @@ class ConsumerLauncher:
             settings=self.settings,
             metrics=metrics,
             stop=tenure.stop,
+            hand_off=tenure.hand_off,
             rng=self.rng,
             before_shard_end=before_shard_end,
             skip_before_ms=cutoff_of(holder.lease.parents),
             clock=self.clock,
         )
         tenure.consumer = consumer
+        tenure.reads_shard = True
         tenure.task = asyncio.create_task(consumer.run(), name=f"shard-{key}")
         return tenure.task
 

@@ -86,6 +86,7 @@ class ShardConsumer:
         settings: ConsumerSettings,
         metrics: Metrics,
         stop: asyncio.Event,
+        hand_off: asyncio.Event | None = None,
         rng: random.Random | None = None,
         before_shard_end: Callable[[], Awaitable[None]] | None = None,
         skip_before_ms: int | None = None,
@@ -104,6 +105,9 @@ class ShardConsumer:
         self.settings = settings
         self.metrics = metrics
         self.stop = stop
+        self.hand_off = hand_off or asyncio.Event()
+        """Stop after the next read is delivered and checkpointed (the lease is being handed
+        over): the next owner's first read then follows this one's last without a pause."""
         self.rng = rng or random.Random()
         self.pacer = PollPacer(settings.interval, settings.idle_interval)
         self.backoff = Backoff(base=max(settings.interval, 0.05), cap=60.0)
@@ -202,6 +206,8 @@ class ShardConsumer:
                     return EndReason.PAUSED
                 self.holder.ensure_valid()
                 iterator = await self._poll(iterator)
+                if self.hand_off.is_set() and iterator is not None:
+                    return EndReason.SHUTDOWN
         finally:
             self._drop_read_ahead()
         if self.before_shard_end is not None:

@@ -40,6 +40,13 @@ class Tenure:
     worker is stopping, or the lease goes to ``handing_to``."""
     handing_to: str | None = None
     """The worker this lease is handed to once its consumer stopped."""
+    hand_off: asyncio.Event = field(default_factory=asyncio.Event)
+    """Asks a shard's consumer to stop after its next read is delivered and checkpointed."""
+    reads_shard: bool = False
+    """The consumer is a shard's (it hears ``hand_off``); a snapshot segment's hears ``stop``."""
+
+    def ask_to_hand_off(self) -> None:
+        (self.hand_off if self.reads_shard else self.stop).set()
 
     def resume(self) -> None:
         """A handoff that was not taken up: the lease is still ours, to be read again."""
@@ -47,6 +54,7 @@ class Tenure:
         self.task = None
         self.consumer = None
         self.stop = asyncio.Event()
+        self.hand_off = asyncio.Event()
 
     @property
     def running(self) -> bool:

@@ -262,6 +262,19 @@ def disruption(r: dict[str, Any]) -> str:
             r.get("baseline_duplicates", "-"),
         ]
     ]
+    idle = r.get("baseline_with_idle_start_latency")
+    if idle:
+        rows.append(
+            [
+                "baseline with its first 1.5 s",
+                "-",
+                "-",
+                _ms(idle.get("p50_ms")),
+                _ms(idle.get("p99_ms")),
+                _ms(idle.get("max_ms")),
+                "-",
+            ]
+        )
     for w in r["windows"]:
         lat = w["latency"]
         rows.append(
@@ -280,8 +293,9 @@ def disruption(r: dict[str, Any]) -> str:
 
 3 workers, {s["shards"]} shards, {s["rate"]} writes/s throughout; `lease_duration`
 {s["lease_duration"]:g} s, `take_interval` {s["take_interval"]:g} s. Each replacement joins after
-the cluster rebalanced. *Gap* = the longest time between two arrivals from one of the
-affected shards (normally about one poll interval); a scale-out's affected shards are those
+the cluster rebalanced. *Gap* = the longest a change of an affected shard waited for the
+shard to be read again, from the later of its write and the shard's previous arrival (about
+one poll interval while the shard is read); a scale-out's affected shards are those
 the joining worker took. *Duplicates*: repeated copies, counted in the window they arrived in.
 
 {_table([*header, "duplicates"], rows)}
@@ -296,7 +310,9 @@ the joining worker took. *Duplicates*: repeated copies, counted in the window th
   not release leases on shutdown by default, so a graceful stop there waits out the expiry.
 - a worker joining a balanced cluster: longest gap on a shard it took
   {r.get("join_max_gap_s", "-")} s (the owner hands it over at a batch boundary).
-- longest gap in the rolling restart of all 3: {r["rolling_restart_max_gap_s"]} s.
+- longest gap in the rolling restart of all 3: {r["rolling_restart_max_gap_s"]} s; its p99
+  {r.get("rolling_p99_vs_baseline", "-")}x the baseline's. The baseline leaves out the first
+  1.5 s of writes, whose first changes meet shards slowed to the idle pace (next row).
 - {r["written"]} changes written, {r["arrived"]} arrived, {r["duplicates"]} delivered twice
   (at-least-once: a killed worker's last batch may be re-read).
 """
