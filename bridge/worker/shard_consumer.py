@@ -135,6 +135,7 @@ class ShardConsumer:
             wall_clock=wall_clock,
         )
         self._log = log.bind(table=context.table, shard=self.shard_id)
+        self._read_started = clock()
         self._ahead: tuple[str, asyncio.Task[RecordsPage]] | None = None
         """The next page, being read while this one is processed: (its iterator, the read)."""
 
@@ -251,7 +252,10 @@ class ShardConsumer:
         behind = len(records) >= self.settings.max_records or (
             bool(records) and self._lag_of(records[-1]) > _CAUGHT_UP_MS
         )
-        delay = self.pacer.after_read(len(records), behind=behind)
+        # Paced from the start of the read just done: a shard that keeps up is read every
+        # ``interval``, not every interval plus a read.
+        pause = self.pacer.after_read(len(records), behind=behind)
+        delay = max(0.0, pause - (self.clock() - self._read_started))
         self._ahead = (iterator, asyncio.create_task(self._read(iterator, delay)))
 
     async def _page(self, iterator: str) -> RecordsPage:
@@ -274,6 +278,7 @@ class ShardConsumer:
     async def _read(self, iterator: str, delay: float) -> RecordsPage:
         if delay > 0:
             await asyncio.sleep(delay)
+        self._read_started = self.clock()
         try:
             return await self.reader.get_records(iterator, self.settings.max_records)
         finally:
