@@ -5,8 +5,9 @@ only while the lease is ours, and a stop does not wait for the pause before it."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,9 +83,12 @@ def write(ddb: Any, table: str, count: int) -> None:
         ddb.put_item(TableName=table, Item={"pk": {"S": f"k{n}"}, "version": {"N": str(n)}})
 
 
-async def test_the_next_page_is_read_while_the_processor_holds_this_one(
+@contextlib.asynccontextmanager
+async def holding_the_first_page(
     make_local_endpoint: Callable[..., LocalEndpoint],
-) -> None:
+) -> AsyncIterator[tuple[Any, Gate, float]]:
+    """A worker on one shard of six records, read two at a time, whose processor holds the
+    first page: the running worker, the gate, and the reads made until then."""
     local = make_local_endpoint(shards=1)
     ddb = dynamodb(local.endpoint_url)
     table, _ = create_table(ddb)
@@ -93,7 +97,13 @@ async def test_the_next_page_is_read_while_the_processor_holds_this_one(
     async with running_worker(held_config(local, table, gate, max_records=2)) as running:
         gate.metrics = running.worker.metrics
         await asyncio.wait_for(gate.holding.wait(), 30)
-        before = reads(gate)
+        yield running, gate, reads(gate)
+
+
+async def test_the_next_page_is_read_while_the_processor_holds_this_one(
+    make_local_endpoint: Callable[..., LocalEndpoint],
+) -> None:
+    async with holding_the_first_page(make_local_endpoint) as (running, gate, before):
         # The first page was full: the shard is behind, and its next page is read at once,
         # while the processor still holds the first.
         await until(lambda: reads(gate) > before, 10, "a read while the processor holds a page")
@@ -109,15 +119,7 @@ async def test_the_next_page_is_read_while_the_processor_holds_this_one(
 async def test_a_page_read_ahead_is_not_handed_over_once_the_lease_is_lost(
     make_local_endpoint: Callable[..., LocalEndpoint],
 ) -> None:
-    local = make_local_endpoint(shards=1)
-    ddb = dynamodb(local.endpoint_url)
-    table, _ = create_table(ddb)
-    await asyncio.to_thread(write, ddb, table, 6)
-    gate = Gate()
-    async with running_worker(held_config(local, table, gate, max_records=2)) as running:
-        gate.metrics = running.worker.metrics
-        await asyncio.wait_for(gate.holding.wait(), 30)
-        before = reads(gate)
+    async with holding_the_first_page(make_local_endpoint) as (running, gate, before):
         await until(lambda: reads(gate) > before, 10, "the next page read ahead")
         (lease,) = (await running.leases()).values()
         await running.worker.store.take(lease, "thief")  # another worker took the shard
