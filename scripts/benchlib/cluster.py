@@ -57,6 +57,8 @@ class Coordination:
     lease_duration: float = 10.0
     take_interval: float = 2.0
     shard_sync_interval: float = 60.0
+    liveness: str = "lease"
+    """``coordination.liveness``: each lease renewed (``lease``), or the heartbeat row alone."""
 
 
 def dynamodb(endpoint_url: str) -> Any:
@@ -107,6 +109,7 @@ def write_config(
             "lease_duration": _ms(coordination.lease_duration),
             "take_interval": _ms(coordination.take_interval),
             "shard_sync_interval": _ms(coordination.shard_sync_interval),
+            "liveness": coordination.liveness,
         },
         "polling": {
             "interval": _ms(contender.interval),

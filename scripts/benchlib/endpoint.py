@@ -68,3 +68,9 @@ def table_calls(before: Counter[str], after: Counter[str], table: str) -> dict[s
     reads = sum(calls(before, after, op, table) for op in READ_OPERATIONS)
     writes = sum(calls(before, after, op, table) for op in WRITE_OPERATIONS)
     return {"reads": reads, "writes": writes}
+
+
+def table_operations(before: Counter[str], after: Counter[str], table: str) -> dict[str, int]:
+    """Calls on ``table`` in between, by operation (those that made none left out)."""
+    made = {key.partition(" "): n - before.get(key, 0) for key, n in sorted(after.items())}
+    return {operation: n for (operation, _, name), n in made.items() if name == table and n}

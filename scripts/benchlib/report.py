@@ -318,6 +318,124 @@ the joining worker took. *Duplicates*: repeated copies, counted in the window th
 """
 
 
+def short_lease(r: dict[str, Any]) -> str:
+    s = r["settings"]
+    rows = []
+    for q in r["requests"]:
+        lease, coord = q["lease_table"], q["coordination_table"]
+        rows.append(
+            [
+                f"`{q['liveness']}`",
+                q["leases_held"],
+                q["writes_per_s"] or "idle",
+                f"{lease['writes_per_minute']:.0f}",
+                f"{lease['reads_per_minute']:.0f}",
+                f"{coord['writes_per_minute']:.0f}",
+                f"{coord['reads_per_minute']:.0f}",
+                f"{q['checkpoints_per_minute']:.0f}",
+                ", ".join(f"{op} {n:g}" for op, n in lease["by_operation_per_minute"].items()),
+            ]
+        )
+    kills = [
+        [
+            f"`{f['liveness']}`",
+            number,
+            k["shards"],
+            f"**{k['failover_s']:.2f}**",
+            f"{k['max_latency_s']:.2f}" if "max_latency_s" in k else "-",
+            _ms(max(k.get("taken_after_ms_by_shard", {}).values(), default=None)),
+            f"{k['rebalanced_s']:.2f}",
+            _ms(k["other_shards_max_gap_ms"]),
+            _ms(f["baseline_max_gap_ms"]),
+        ]
+        for f in r["failover"]
+        for number, k in enumerate(f["kills"], 1)
+    ]
+    idle = {(q["liveness"], q["leases_held"]): q for q in r["requests"] if not q["writes_per_s"]}
+    counts = s["shard_counts"]
+
+    def writes(mode: str) -> str:
+        return " and ".join(
+            f"{idle[(mode, n)]['lease_table']['writes_per_minute']:.0f}"
+            for n in counts
+            if (mode, n) in idle
+        )
+
+    worst = {
+        f["liveness"]: f"{max(k['failover_s'] for k in f['kills'])} s (longest latency "
+        f"{max(k.get('max_latency_s', 0) for k in f['kills'])} s)"
+        for f in r["failover"]
+    }
+    lease = s["lease_duration"]
+    cluster = "; ".join(
+        f"`{f['liveness']}` lease table {q['lease_table']['reads_per_minute']:.0f} / "
+        f"{q['lease_table']['writes_per_minute']:.0f}, coordination table "
+        f"{q['coordination_table']['reads_per_minute']:.0f} / "
+        f"{q['coordination_table']['writes_per_minute']:.0f}"
+        for f in r["failover"]
+        if (q := f.get("baseline_requests_per_worker_minute"))
+    )
+    coordination = " / ".join(
+        sorted({f"{q['coordination_table']['writes_per_minute']:.0f}" for q in idle.values()})
+    )
+    request_header = [
+        "liveness",
+        "leases held",
+        "writes/s",
+        "lease-table writes",
+        "lease-table reads",
+        "coordination writes",
+        "coordination reads",
+        "checkpoints",
+        "lease-table operations",
+    ]
+    kill_header = [
+        "liveness",
+        "kill",
+        "shards held",
+        "failover s",
+        "max latency s",
+        "taken after ms",
+        "leases re-owned s",
+        "other shards max gap ms",
+        "gap before any kill ms",
+    ]
+    return f"""## Short leases: lease-table requests and failover
+
+`lease_duration` {s["lease_duration"]:g} s, `take_interval` {s["take_interval"]:g} s (renewals
+every {s["lease_duration"] / 3:g} s), for `coordination.liveness: lease` (each lease renewed)
+and `heartbeat` (the worker's heartbeat row keeps every lease it holds; the lease counter still
+fences every write). Requests per worker-minute, counted at the endpoint over
+{s["window_seconds"]:g} s with one worker holding every lease of its stream, idle and with
+{s["light_rate"]} writes/s (*checkpoints*: the worker's own count, part of the lease-table
+writes):
+
+{_table(request_header, rows)}
+
+SIGKILL of the worker holding most leases, {s["workers"]} workers on {s["failover_shards"]}
+shards, {s["rate"]} writes/s, a replacement joining between kills. *Failover* = the longest
+delivery gap on the killed worker's shards (as in the disruption benchmark); *max latency* =
+the longest write-to-consumer latency of a change on those shards written from 2 s before the
+kill on; *taken after* = from the kill to the last of its shards' `lease taken` in a survivor's
+log; *re-owned* = when the lease table, polled every 0.2 s, showed the cluster balanced again:
+
+{_table(kill_header, kills)}
+
+![short leases](bench/results/short-lease.png)
+
+- idle lease-table writes per worker-minute for {" and ".join(map(str, counts))} leases held:
+  `lease` {writes("lease")}, `heartbeat` {writes("heartbeat")}.
+- coordination-table writes ({coordination} a minute) do not depend on the mode or the
+  leases held: the heartbeat row, once a renew interval ({60 * 3 / lease:.0f} a minute), and
+  the shard-sync leader's lock (python-dynamodb-lock), whose heartbeat runs every
+  `lease_duration` / 10 ({60 * 10 / lease:.0f} a minute at {lease:g} s, from the leader only).
+- slowest failover: `lease` {worst.get("lease", "-")}, `heartbeat` {worst.get("heartbeat", "-")};
+  `lease_duration` {lease:g} s.
+- {s["workers"]} workers under {s["rate"]} writes/s, before the kills, requests per
+  worker-minute (reads / writes): {cluster}.
+"""
+
+
 def scale(r: dict[str, Any]) -> str:
     rows = []
     for run in r["runs"]:
@@ -419,6 +537,7 @@ SECTIONS = {
     "latency": latency,
     "cost": cost,
     "disruption": disruption,
+    "short-lease": short_lease,
     "scale": scale,
     "throughput": throughput,
     "snapshot": snapshot,
@@ -430,10 +549,11 @@ def replot(results_dir: Path) -> None:
     change, which only a run has)."""
     import importlib
 
-    for name in ("cost", "scale", "throughput", "snapshot"):
+    for name in ("cost", "short-lease", "scale", "throughput", "snapshot"):
         result = machine.load(results_dir, name)
         if result is not None:
-            importlib.import_module(f"benchlib.{name}").plot(result, results_dir / f"{name}.png")
+            module = importlib.import_module(f"benchlib.{name.replace('-', '_')}")
+            module.plot(result, results_dir / f"{name}.png")
 
 
 def write(results_dir: Path, path: Path) -> None:
