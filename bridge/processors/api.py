@@ -25,9 +25,10 @@ class EndReason(StrEnum):
     """Why a processor's ownership of a shard ended."""
 
     SHUTDOWN = "shutdown"
-    """The worker is stopping (SIGTERM/SIGINT). Every batch that ``process`` finished was
-    checkpointed; one abandoned (its destination down, or the drain timeout reached) was not,
-    and is delivered again by the shard's next owner."""
+    """The worker is stopping (SIGTERM/SIGINT), or hands the shard to another worker at a
+    batch boundary (rebalancing). Every batch that ``process`` finished was checkpointed; one
+    abandoned (its destination down, or the drain timeout reached) was not, and is delivered
+    again by the shard's next owner."""
     SHARD_END = "shard_end"
     """The shard is closed and every record was processed; its children start next."""
     LEASE_LOST = "lease_lost"
