@@ -187,17 +187,22 @@ class Handoffs:
 
     async def leave(self, until: float) -> None:
         """Leaving: say so, and hand each lease to the worker that asks for it, while still
-        reading it, until every lease is asked for or ``until`` (our clock). The others ask
-        at their next take cycle; we read our rows every poll interval meanwhile."""
-        if not self.tenures.held() or not self.membership.others_live:
+        reading it, until every lease is asked for, no other worker stays to ask (all of them
+        leaving too, as when a whole deployment stops), or ``until`` (our clock). The others
+        ask at their next take cycle; we read our rows and the heartbeat rows every poll
+        interval meanwhile."""
+        if not self.tenures.held() or not self.membership.anyone_staying():
             return
         if not await self.membership.announce_leaving():
             return
         while self.clock() < until:
             with contextlib.suppress(Exception):  # a passing failure: the renewals hear too
                 await self._hear_requests()
+                await self.membership.live_workers()
             self.answer(leaving=True)
             if all(t.handing_to is not None for t in self.tenures.values()):
+                break
+            if not self.membership.anyone_staying():
                 break
             await asyncio.sleep(min(self.poll_interval, max(0.0, until - self.clock())))
         # Each consumer stops after its next read; then its lease goes to its asker.

@@ -39,8 +39,8 @@ class Membership:
         """The live workers that said they are stopping, as last read by ``live_workers``."""
         self.known: frozenset[str] = frozenset()
         """Every worker with a heartbeat row, live or not, as last read."""
-        self.others_live = True
-        """Whether the last reading saw another live worker, to hand leases to."""
+        self._anyone_staying = True
+        """Whether the last reading saw another live worker not leaving, to hand leases to."""
         self._withdrawn = False
         self._leaving = False
 
@@ -69,13 +69,17 @@ class Membership:
         live = {row.key for row in rows if not self.tracker.expired(row, now, self.lease_duration)}
         self.known = frozenset(row.key for row in rows)
         self.leaving = frozenset(row.key for row in rows if row.handoff_to and row.key in live)
-        self.others_live = bool(live - self.leaving - {self.worker_id})
+        self._anyone_staying = bool(live - self.leaving - {self.worker_id})
         return frozenset(live | {self.worker_id})
 
     def next_expiry(self, now: float) -> float | None:
         """When the next other worker's heartbeat expires unless it beats again (see
         ``ExpiryTracker.next_expiry``); None without one pending."""
         return self.tracker.next_expiry(now, self.lease_duration, besides=self.worker_id)
+
+    def anyone_staying(self) -> bool:
+        """Whether the last reading saw another live worker that is not leaving."""
+        return self._anyone_staying
 
     async def announce_leaving(self) -> bool:
         """Say on our heartbeat row that we are stopping; False when it could not be said

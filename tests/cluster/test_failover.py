@@ -176,3 +176,24 @@ def test_heartbeat_liveness_writes_no_renewals_and_fails_over_within_a_lease(
         assert max(failover.values()) <= bound, f"failover slower than {bound}s: {failover}"
     trio.wait_for(trio.balanced, 30, "two workers within 1 of each other")
     finish(trio, {victim.pid})
+
+
+def test_workers_stopping_together_do_not_wait_for_askers(
+    cluster: Callable[..., Cluster],
+) -> None:
+    """A whole deployment stopped at once (scale to zero): each leaving worker sees the others
+    leaving too, so nobody will ask for its leases; it releases them at once instead of
+    waiting the two take intervals a handoff may take."""
+    timing = Timing(take_interval=2.0, lease_duration=10.0)
+    pair = cluster(timing=timing)
+    pair.start_writer()
+    for name in ("w1", "w2"):
+        pair.start_worker(name)
+    pair.wait_for(pair.balanced, 60, "two workers within 1 of each other")
+    sent = min(worker.terminate() for worker in pair.workers.values())
+    for worker in pair.workers.values():
+        assert worker.wait(30) == 0, worker.log_tail()
+    took = time.monotonic() - sent
+    print(f"\nboth stopped {took:.2f}s after SIGTERM")
+    assert took < 2 * timing.take_interval + 1, f"waited {took:.2f}s for askers"
+    assert all(lease.owner is None for lease in pair.leases()), "a lease was left held"
