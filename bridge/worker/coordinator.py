@@ -1,10 +1,11 @@
 """KCL's lease coordinator for one worker: renewals, the take cycle, children, shard sync.
 
-Three loops run side by side under the worker: renewal rounds (their own task, so a busy
-processor can never starve renewals; the heartbeat rides along), the take cycle (take free,
-expired or stealable leases as ``plan_take`` says, then start the consumers whose parents are
-done) and, on the leader only, the shard sync (new shards become leases). When a consumer
-reads its shard to the end, the coordinator leases the children and gives the parent back.
+Three loops run side by side under the worker: renewal rounds (``Renewals``, their own task,
+so a busy processor can never starve renewals), the take cycle (take free or expired leases
+as ``plan_take`` says, ask the owners of those to steal for a handoff (``Handoffs``), then
+start the consumers whose parents are done) and, on the leader only, the shard sync (new
+shards become leases). When a consumer reads its shard to the end, the coordinator leases the
+children and gives the parent back.
 """
 
 from __future__ import annotations
