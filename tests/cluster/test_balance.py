@@ -56,6 +56,7 @@ def test_three_workers_stay_put_for_30_seconds(cluster: Callable[..., Cluster]) 
     converge_then_stay_put(cluster, window=30.0)
 
 
+@pytest.mark.slow
 def test_a_joining_worker_is_handed_its_share_at_batch_boundaries(
     cluster: Callable[..., Cluster],
 ) -> None:

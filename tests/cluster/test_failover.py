@@ -139,14 +139,15 @@ def test_sigterm_hands_its_shards_over_at_once(cluster: Callable[..., Cluster]) 
     finish(trio, killed=set())
 
 
-@pytest.mark.parametrize("liveness", [pytest.param("lease", marks=pytest.mark.slow), "heartbeat"])
+@pytest.mark.slow
+@pytest.mark.parametrize("liveness", ["lease", "heartbeat"])
 def test_heartbeat_liveness_writes_no_renewals_and_fails_over_within_a_lease(
     cluster: Callable[..., Cluster], liveness: str
 ) -> None:
     """``coordination.liveness: heartbeat``: the leases held are kept by the heartbeat row
     alone (their counters stand still while the heartbeats move), and a kill -9 still moves
-    them once the heartbeat expires. Run with ``lease`` too (in the full tier), so the test is
-    seen to tell the two apart."""
+    them once the heartbeat expires. Run with ``lease`` too, so the test is seen to tell the
+    two apart."""
     trio = balanced_trio(functools.partial(cluster, timing=Timing(liveness=liveness)))
     before = {lease.key: lease for lease in trio.leases()}
     beats = trio.heartbeats()
@@ -178,6 +179,7 @@ def test_heartbeat_liveness_writes_no_renewals_and_fails_over_within_a_lease(
     finish(trio, {victim.pid})
 
 
+@pytest.mark.slow
 def test_workers_stopping_together_do_not_wait_for_askers(
     cluster: Callable[..., Cluster],
 ) -> None:
