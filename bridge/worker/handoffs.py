@@ -24,6 +24,7 @@ import structlog
 
 from bridge.core.leasing import Lease
 from bridge.leases.store import LeaseConflictError, LeaseStore
+from bridge.worker.lease_holder import observe_rows
 from bridge.worker.membership import Membership
 from bridge.worker.tenures import Tenure, Tenures
 
@@ -197,7 +198,9 @@ class Handoffs:
             return
         while self.clock() < until:
             with contextlib.suppress(Exception):  # a passing failure: the renewals hear too
-                await self._hear_requests()
+                await observe_rows(
+                    self.store, [t.holder for t in self.tenures.values() if t.handing_to is None]
+                )
                 await self.membership.live_workers()
             self.answer(leaving=True)
             if all(t.handing_to is not None for t in self.tenures.values()):
@@ -210,10 +213,3 @@ class Handoffs:
         if reading:
             await asyncio.wait(reading, timeout=max(0.0, until - self.clock()))
         await asyncio.gather(*self._giving, return_exceptions=True)
-
-    async def _hear_requests(self) -> None:
-        holders = {t.holder.key: t.holder for t in self.tenures.values() if t.handing_to is None}
-        if not holders:
-            return
-        for row in await self.store.get_leases(sorted(holders)):
-            holders[row.key].observe(row)

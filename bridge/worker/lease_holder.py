@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -274,6 +274,15 @@ class LeaseHolder:
         if not self.lost.is_set():
             log.warning("lease lost", shard=self.key, counter=self.lease.counter, reason=why)
             self.lost.set()
+
+
+async def observe_rows(store: LeaseStore, holders: Iterable[LeaseHolder]) -> None:
+    """Read the rows of the leases still held, in one batched read, and let each holder
+    observe its own (``LeaseHolder.observe``): handoff requests heard, leases taken seen."""
+    held = {holder.key: holder for holder in holders if not holder.lost.is_set()}
+    if held:
+        for row in await store.get_leases(sorted(held)):
+            held[row.key].observe(row)
 
 
 async def while_owned(holder: LeaseHolder, work: Coroutine[Any, Any, T], *, name: str) -> T:

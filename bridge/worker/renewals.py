@@ -19,6 +19,7 @@ from bridge.config import BridgeConfig
 from bridge.leases.store import LeaseStore
 from bridge.metrics import Metrics
 from bridge.worker.handoffs import Handoffs
+from bridge.worker.lease_holder import observe_rows
 from bridge.worker.lease_table_retry import renewal_backoff, retry_passing
 from bridge.worker.membership import Membership
 from bridge.worker.tenures import Tenures
@@ -79,16 +80,10 @@ class Renewals:
         if sent is not None:
             for holder in holders:
                 holder.vouch(sent)
-        keys = sorted(holder.key for holder in holders if not holder.lost.is_set())
         try:
-            rows = {row.key: row for row in await self.store.get_leases(keys)} if keys else {}
+            await observe_rows(self.store, holders)
         except Exception as exc:  # the deadline decides; the next round reads again
             self._log.warning("could not read the held leases", error=repr(exc))
-            return
-        for holder in holders:
-            row = rows.get(holder.key)
-            if row is not None:
-                holder.observe(row)
 
     async def _beat(self, give_up_at: float) -> float | None:
         """The heartbeat, tried again at once after a passing failure (like a renewal) until
