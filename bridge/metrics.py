@@ -90,6 +90,25 @@ class Metrics:
         (max_attempts, max_record_age, reported)."""
         return self._dead_letters().labels(*self._values, destination, reason)
 
+    def lease_table_units(
+        self, dynamodb_table: str, operation: str, read: float, write: float
+    ) -> None:
+        """Add the capacity units DynamoDB reported for one call to the lease or coordination
+        table (``bridge.leases.units``)."""
+        for name, units, what in (
+            ("bridge_lease_table_read_units_total", read, "Read"),
+            ("bridge_lease_table_write_units_total", write, "Write"),
+        ):
+            if units:
+                family = self._families.get(
+                    Counter,
+                    name,
+                    f"{what} capacity units of the lease and coordination tables, as DynamoDB"
+                    " billed them, by table and operation.",
+                    ("dynamodb_table", "operation"),
+                )
+                family.labels(*self._values, dynamodb_table, operation).inc(units)
+
     def _dead_letters(self) -> Any:
         return self._families.get(
             Counter,

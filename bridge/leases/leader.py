@@ -25,6 +25,7 @@ from python_dynamodb_lock.python_dynamodb_lock import (
 
 from bridge.aws import client_kwargs
 from bridge.config import SourceConfig
+from bridge.leases.units import OnUnits, count_units
 
 log = structlog.get_logger("bridge.leader")
 
@@ -40,8 +41,11 @@ class LeaderElection:
         table: str,
         worker_id: str,
         lease_duration: float,
+        on_units: OnUnits | None = None,
     ) -> None:
         self.source = source
+        self.on_units = on_units
+        """Told the capacity units of the lock's calls (``bridge.leases.units``)."""
         self.table = table
         self.worker_id = worker_id
         # ``lease`` is the promise: a dead leader is replaced within it. A contender takes the
@@ -110,6 +114,8 @@ class LeaderElection:
 
     def _elect(self) -> None:
         resource = boto3.resource("dynamodb", **client_kwargs(self.source))
+        if self.on_units is not None:
+            count_units(resource.meta.client, [self.table], self.on_units)
         self._ensure_table(resource.meta.client)
         client = DynamoDBLockClient(
             resource,

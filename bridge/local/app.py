@@ -2,25 +2,25 @@
 
 Routing is by request, cheapest test first: the control API by path, the Streams API by its
 ``X-Amz-Target`` prefix, and everything else (DynamoDB, S3, ...) to moto's own dispatcher,
-DynamoDB's item calls through the table faults a test may have switched on, and the calls that
-set a StreamSpecification through the checks DynamoDB makes and moto does not.
+DynamoDB's item calls through the table faults a test may have switched on and then the
+capacity meter (``bridge.local.capacity``), and the calls that set a StreamSpecification
+through the checks DynamoDB makes and moto does not.
 DynamoDB requests run one at a time: moto is not thread-safe, and a stream must see writes in
 the order they were applied. ``POST /moto-api/reset`` runs alone too: moto forgets its tables,
-then the endpoint forgets the streams, counters, clock and faults that went with them, so each
-test of a moto-style suite starts from the same endpoint whatever ran before it.
+then the endpoint forgets the streams, counters, clock, faults and capacity used that went
+with them, so each test of a moto-style suite starts from the same endpoint whatever ran
+before it.
 """
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import orjson
 import structlog
-from werkzeug.wsgi import get_input_stream
 
+from bridge.local.capacity import METERED, CapacityMeter
 from bridge.local.capture import TableWatcher
 from bridge.local.clock import EndpointClock
 from bridge.local.control import PREFIX as CONTROL_PREFIX
@@ -42,6 +42,7 @@ from bridge.local.stream_specification import (
 from bridge.local.streams_http import TARGET_PREFIX as STREAMS_PREFIX
 from bridge.local.streams_http import StreamsHttpHandler, error_response, signing_region
 from bridge.local.table_faults import TableFaults
+from bridge.local.wsgi import peek_json
 
 DYNAMODB_PREFIX = "DynamoDB_20120810."
 RESET_PATH = "/moto-api/reset"
@@ -79,8 +80,14 @@ class LocalApp:
         self._clock = clock
         self._table_faults = table_faults or TableFaults()
         self._streams = StreamsHttpHandler(emulator, faults, clock.now, self.watcher.sync)
+        self.capacity = CapacityMeter()
         self.control = ControlApi(
-            emulator, faults, clock, self.watcher.sync, table_faults=self._table_faults
+            emulator,
+            faults,
+            clock,
+            self.watcher.sync,
+            table_faults=self._table_faults,
+            capacity=self.capacity,
         )
 
     def __call__(
@@ -103,6 +110,8 @@ class LocalApp:
         with self._moto_lock:
             if operation in CHECKED_OPERATIONS:
                 return self._stream_specified(operation, environ, start_response)
+            if operation in METERED:
+                return self.capacity.call(operation, environ, start_response, self._moto)
             # Flask builds the whole response inside this call, so the table exists by now.
             response = self._moto(environ, start_response)
             if operation in TABLE_OPERATIONS:
@@ -117,6 +126,7 @@ class LocalApp:
         self._emulator.reset()
         self._faults.reset()
         self._clock.reset()
+        self.capacity.reset()
         self._table_faults = TableFaults(seed=self._faults.settings.seed)
         self.control.table_faults = self._table_faults
         log.info("endpoint reset: tables, streams, clock and faults")
@@ -134,7 +144,7 @@ class LocalApp:
     ) -> Iterable[bytes]:
         """CreateTable or UpdateTable, after the checks of its StreamSpecification (under the
         moto lock, so the table they look at is the one moto then changes)."""
-        request = _peek_json(environ)
+        request = peek_json(environ)
         table = None
         name = request.get("TableName")
         if operation == UPDATE_TABLE and "StreamSpecification" in request and isinstance(name, str):
@@ -166,17 +176,3 @@ class _StatusRecorder:
     def __call__(self, status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
         self.ok = status.startswith("200")
         return self._start_response(status, headers, *exc_info)
-
-
-def _peek_json(environ: dict[str, Any]) -> dict[str, object]:
-    """The request's JSON object, read and put back for moto; empty when it is not one (moto
-    answers a malformed request itself)."""
-    raw = get_input_stream(environ).read()
-    environ["wsgi.input"] = io.BytesIO(raw)
-    environ["CONTENT_LENGTH"] = str(len(raw))
-    environ.pop("wsgi.input_terminated", None)
-    try:
-        request = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError:
-        return {}
-    return request if isinstance(request, dict) else {}

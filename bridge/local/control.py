@@ -10,6 +10,8 @@ real triggers. Bodies and answers are JSON; durations are seconds or strings lik
                             Streams calls; with {"api": "dynamodb", "tables": ["app-leases"]}
                             DynamoDB item calls on those tables (all tables when none named)
     GET  /_bridge/stats                                    records, shards, iterators, memory
+    GET  /_bridge/capacity                                 DynamoDB read and write units used,
+                            by table and operation, as DynamoDB bills them (bytes, not calls)
 
 Undoing all of it is moto's own ``POST /moto-api/reset``, which resets the streams, the clock
 and the faults along with moto's tables (``bridge.local.app``).
@@ -27,6 +29,7 @@ import orjson
 from werkzeug.wsgi import get_input_stream
 
 from bridge.config import parse_duration
+from bridge.local.capacity import CapacityMeter
 from bridge.local.clock import EndpointClock
 from bridge.local.emulator import FaultInjector, StreamsEmulator
 from bridge.local.table_faults import TableFaults
@@ -51,6 +54,7 @@ class ControlApi:
         before: Callable[[], None] = lambda: None,
         *,
         table_faults: TableFaults | None = None,
+        capacity: CapacityMeter | None = None,
     ) -> None:
         self._emulator = emulator
         self._faults = faults
@@ -58,12 +62,14 @@ class ControlApi:
         """DynamoDB's faults; replaced by a fresh one when the endpoint is reset."""
         self._clock = clock
         self._before = before
+        self.capacity = capacity or CapacityMeter()
         self._routes: dict[tuple[str, str], Callable[[Mapping[str, object]], object]] = {
             ("POST", "rotate"): self._rotate,
             ("POST", "clock"): self._advance,
             ("POST", "trim"): self._trim,
             ("POST", "throttle"): self._throttle,
             ("GET", "stats"): lambda _: self.stats(),
+            ("GET", "capacity"): lambda _: self.capacity.usage(),
         }
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

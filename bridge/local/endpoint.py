@@ -124,6 +124,11 @@ class LocalEndpoint(ManagedProcess):
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "stats", None)
 
+    def capacity(self) -> dict[str, Any]:
+        """DynamoDB read and write units used so far, as DynamoDB bills them:
+        ``{table: {operation: {"calls", "read_units", "write_units"}}}``."""
+        return self._call("GET", "capacity", None)
+
     def reset(self) -> dict[str, Any]:
         """``POST /moto-api/reset``, as moto's server mode sends it before each test: no
         tables, no streams, the clock and faults as at start."""

@@ -72,3 +72,35 @@ def stop_tracking_items() -> None:
     from moto.dynamodb.models.dynamo_type import Item
 
     Item.instances_tracked = _Forgetful()  # type: ignore[attr-defined]
+
+
+def stored_item(table: Any, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The item stored under ``key`` (DynamoDB JSON, as a request names it), in DynamoDB
+    JSON; None when there is none or the key does not fit the table."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    hash_value = key.get(table.hash_key_attr)
+    range_value = key.get(table.range_key_attr) if table.range_key_attr else None
+    if not isinstance(hash_value, dict) or (table.range_key_attr and range_value is None):
+        return None
+    try:
+        item = table.get_item(
+            DynamoType(hash_value), DynamoType(range_value) if range_value else None
+        )
+    except Exception:  # a key of the wrong type: moto answers the request itself
+        return None
+    return None if item is None else dict(item.to_json()["Attributes"])
+
+
+def key_of(table: Any, item: dict[str, Any]) -> dict[str, Any]:
+    """The primary key attributes of an item, by the table's key schema."""
+    names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+    return {name: item[name] for name in names if name in item}
+
+
+def global_indexes(table: Any) -> list[tuple[str, list[str], dict[str, Any]]]:
+    """Each global secondary index of a table: its name, key attributes and projection."""
+    return [
+        (index.name, list(index.schema_key_attrs), dict(index.projection or {}))
+        for index in table.global_indexes
+    ]

@@ -34,6 +34,7 @@ from bridge.health import HealthServer
 from bridge.leases.heartbeats import WorkerRegistry
 from bridge.leases.leader import LeaderElection
 from bridge.leases.store import DynamoLeaseStore
+from bridge.leases.units import count_units
 from bridge.logs import default_worker_id
 from bridge.metrics import Metrics
 from bridge.processors.api import ProcessorFactory
@@ -131,6 +132,8 @@ async def open_runtime(
         dynamodb = await stack.enter_async_context(
             session.client("dynamodb", **client_kwargs(config.source, attempts=1))
         )
+        metrics = Metrics(config.app, config.source.table or "*")
+        count_units(dynamodb, [config.lease_table, config.lock_table], metrics.lease_table_units)
         store = DynamoLeaseStore(dynamodb, config.lease_table)
         named = "coordination.lease_table" if config.coordination.lease_table else "from app"
         await start.step(
@@ -153,6 +156,7 @@ async def open_runtime(
                 table=config.lock_table,
                 worker_id=worker_id,
                 lease_duration=lease_duration,
+                on_units=metrics.lease_table_units,
             ),
         )
         if several:
@@ -167,7 +171,7 @@ async def open_runtime(
             reader=streams,
             store=store,
             factory=factory,
-            metrics=Metrics(config.app, config.source.table or "*"),
+            metrics=metrics,
             membership=membership,
             make_factory=make_factory,
             dynamodb=dynamodb,

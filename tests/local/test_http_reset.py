@@ -184,3 +184,16 @@ def test_a_seeded_endpoint_meets_the_same_faults_after_a_reset(
     assert {"ok", "LimitExceededException", "InternalServerError"} <= set(first)
     seeded.reset()
     assert outcomes() == first
+
+
+def test_a_reset_forgets_the_capacity_used(
+    endpoint: LocalEndpoint, clients: tuple[Any, Any]
+) -> None:
+    ddb, _ = clients
+    table, _ = create_table(ddb, "metered")
+    put(ddb, table, "a", 1)
+    assert endpoint.capacity()[table]["PutItem"]["write_units"] == 1.0
+
+    endpoint.reset()
+
+    assert endpoint.capacity() == {}
