@@ -34,6 +34,16 @@ def sample(metrics: str, name: str) -> float:
     return float(found.group(1)) if found else float("nan")
 
 
+def total(metrics: str, name: str, **labels: str) -> float:
+    """The sum of a family's series whose labels include ``labels``."""
+    summed = 0.0
+    for found in re.finditer(rf"^{name}{{([^}}]*)}} (\S+)$", metrics, re.MULTILINE):
+        series = dict(re.findall(r'(\w+)="([^"]*)"', found.group(1)))
+        if labels.items() <= series.items():
+            summed += float(found.group(2))
+    return summed
+
+
 def wait_for(
     condition: Callable[[], bool],
     within: float,
@@ -93,7 +103,16 @@ def test_metrics_move_with_writes_and_readyz_follows_the_stream(
         assert sample(after, "bridge_leases_owned") >= 1
         assert sample(after, "bridge_lag_ms") >= 0
         assert sample(after, "bridge_records_lost_total") == 0
-        assert sample(after, "bridge_checkpoint_writes_total") > 0
+        checkpoints = sample(after, "bridge_checkpoint_writes_total")
+        assert checkpoints > 0
+        # Units as DynamoDB billed them: every checkpoint is a write of at least one unit,
+        # take cycles scan the lease table, the leader's lock and heartbeats use the other.
+        leases, coordination = f"ops-{table}-leases", f"ops-{table}-leases-coordination"
+        units = "bridge_lease_table_write_units_total"
+        assert total(after, units, dynamodb_table=leases, operation="UpdateItem") >= checkpoints
+        reads = "bridge_lease_table_read_units_total"
+        assert total(after, reads, dynamodb_table=leases, operation="Scan") > 0
+        assert total(after, units, dynamodb_table=coordination) > 0
 
         local.stop()  # the stream (and lease table) go away
         wait_for(lambda: get(f"{base}/readyz")[0] == 503, 30, "not ready", worker, log)
