@@ -15,18 +15,21 @@ from bridge.testing.lease_simulation import LeaseSimulation
 LEASE_DURATION = 10.0
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     shards=st.integers(1, 24),
     workers=st.integers(1, 6),
     events=st.lists(st.sampled_from(["crash", "pause", "join", "leave", "wait"]), max_size=25),
     max_steals=st.integers(1, 6),
     seed=st.integers(0, 2**32),
+    design=st.sampled_from(["scan", "assigned"]),
 )
 def test_cluster_converges_to_a_fair_split_and_then_stays_put(
-    shards: int, workers: int, events: list[str], max_steals: int, seed: int
+    shards: int, workers: int, events: list[str], max_steals: int, seed: int, design: str
 ) -> None:
-    sim = LeaseSimulation(shards, LEASE_DURATION, max_steals=max_steals, seed=seed)
+    """Whether every worker plans for itself or a leader plans for all (and crashes, pauses
+    or leaves among the others)."""
+    sim = LeaseSimulation(shards, LEASE_DURATION, max_steals=max_steals, seed=seed, design=design)
     rng = random.Random(seed)
     for _ in range(workers):
         sim.join()
