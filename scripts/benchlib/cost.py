@@ -6,9 +6,15 @@ worker-minute. Part 2, bridge only: DescribeStream calls per minute and lease-ta
 per worker-minute with 1, 3 and 6 workers, each cluster on its own stream, measured in one
 window (only a cluster's leader lists shards).
 
-Dollar figures are an assumption stated with them: DynamoDB Streams at $0.02 per 100,000
-read request units with one unit per GetRecords call (the public us-east-1 price), and
-on-demand lease-table requests at one request unit each (items are far below 1 KB).
+Part 3, the lease tables with many shards: 6 workers on 200 idle shards, their read and
+write units a second beside what the lease simulation projects for the same cluster.
+
+Lease-table costs are in capacity units as DynamoDB bills them (a Scan costs a read unit per
+4 KB it read, a write a unit per 1 KB), counted by ``bridge local``'s capacity meter; request
+counts are kept beside them. Dollar figures are an assumption stated with them: DynamoDB
+Streams at $0.02 per 100,000 read request units with one unit per GetRecords call, and
+on-demand tables at $0.125 per million read and $0.625 per million write request units (the
+public us-east-1 prices).
 """
 
 from __future__ import annotations
@@ -20,17 +26,16 @@ from typing import Any
 
 from benchlib import machine, plots
 from benchlib.cluster import BRIDGE, CONTENDERS, Coordination
-from benchlib.endpoint import calls, table_calls
+from benchlib.endpoint import Capacity, calls, operation_units, table_calls, units
 from benchlib.rig import Rig, warm_up
 from benchlib.traffic import ArrivalRecorder, write_at_rate
 
 NAME = "cost"
 STREAMS_PRICE_PER_CALL = 0.02 / 100_000
 """USD per GetRecords call: $0.02 per 100,000 Streams read request units, 1 unit a call."""
-WRITE_PRICE_PER_REQUEST = 0.625 / 1_000_000
-READ_PRICE_PER_REQUEST = 0.125 / 1_000_000
-"""USD per lease-table write and (strongly consistent, under 4 KB) read request, on-demand,
-us-east-1 (prices since November 2024)."""
+WRITE_PRICE_PER_UNIT = 0.625 / 1_000_000
+READ_PRICE_PER_UNIT = 0.125 / 1_000_000
+"""USD per on-demand write and read request unit, us-east-1 (prices since November 2024)."""
 HOURS_PER_MONTH = 730
 
 
@@ -44,6 +49,7 @@ def settings(quick: bool) -> dict[str, Any]:
             "workers": [1, 3, 6],
             "sync_interval": 5.0,
             "window_seconds": 10.0,
+            "wide": {"shards": 40, "workers": 3, "seconds": 10.0},
         }
     return {
         "shards": 6,
@@ -53,6 +59,7 @@ def settings(quick: bool) -> dict[str, Any]:
         "workers": [1, 3, 6],
         "sync_interval": 10.0,
         "window_seconds": 60.0,
+        "wide": {"shards": 200, "workers": 6, "seconds": 30.0},
     }
 
 
@@ -66,28 +73,50 @@ def lease_requests(before: Any, after: Any, app: str) -> dict[str, int]:
     return {"reads": a["reads"] + b["reads"], "writes": a["writes"] + b["writes"]}
 
 
+def lease_units(before: Capacity, after: Capacity, app: str) -> dict[str, float]:
+    leases, coordination = lease_tables(app)
+    a, b = units(before, after, leases), units(before, after, coordination)
+    return {"read": a["read"] + b["read"], "write": a["write"] + b["write"]}
+
+
+def per_worker_minute(
+    requests: dict[str, int], spent: dict[str, float], seconds: float, workers: int = 1
+) -> dict[str, float]:
+    scale = 60 / seconds / workers
+    return {
+        "lease_reads_per_worker_minute": round(requests["reads"] * scale, 1),
+        "lease_writes_per_worker_minute": round(requests["writes"] * scale, 1),
+        "lease_read_units_per_worker_minute": round(spent["read"] * scale, 1),
+        "lease_write_units_per_worker_minute": round(spent["write"] * scale, 1),
+    }
+
+
 def run(quick: bool, out: Path, work: Path) -> dict[str, Any]:
     conf = settings(quick)
     started = time.monotonic()
     with Rig(work / NAME, shards=conf["shards"]) as rig:
         per_contender = measure_polling(rig, conf)
         clusters = measure_clusters(rig, conf)
+    wide = measure_wide(work, conf["wide"])
     result = {
         "quick": quick,
         "settings": conf,
         "assumptions": {
             "streams_usd_per_getrecords_call": STREAMS_PRICE_PER_CALL,
-            "lease_table_usd_per_write_request": WRITE_PRICE_PER_REQUEST,
-            "lease_table_usd_per_read_request": READ_PRICE_PER_REQUEST,
+            "lease_table_usd_per_write_unit": WRITE_PRICE_PER_UNIT,
+            "lease_table_usd_per_read_unit": READ_PRICE_PER_UNIT,
             "hours_per_month": HOURS_PER_MONTH,
             "text": "DynamoDB Streams: $0.02 per 100,000 read request units, 1 unit per "
             "GetRecords call; lease and coordination tables on-demand at $0.625 per million "
-            "write and $0.125 per million read request units, 1 unit per request "
-            "(us-east-1 public prices; check yours)",
+            "write and $0.125 per million read request units, counted as DynamoDB bills "
+            "them (a read unit per 4 KB a consistent read or Scan read, a write unit per "
+            "1 KB written) by bridge local's capacity meter (us-east-1 public prices; check "
+            "yours)",
         },
         "fixed_250ms_true_calls_per_shard_second": 4.0,
         "contenders": per_contender,
         "clusters": clusters,
+        "wide": wide,
         "wall_seconds": round(time.monotonic() - started, 1),
         "machine": machine.machine_info(),
     }
@@ -113,9 +142,11 @@ def measure_polling(rig: Rig, conf: dict[str, Any]) -> dict[str, Any]:
         warm_up(rig, arrivals, tables, workers)
         time.sleep(4.0)  # back off to the idle pace (1 s is reached after 3 empty reads)
         before, t0 = rig.endpoint.counts(), time.monotonic()
+        capacity_before = rig.endpoint.capacity()
         metrics_before = {n: w.metrics() for n, w in workers.items()}
         time.sleep(conf["idle_seconds"])
         after, seconds = rig.endpoint.counts(), time.monotonic() - t0
+        capacity_after = rig.endpoint.capacity()
         metrics_after = {n: w.metrics() for n, w in workers.items()}
         total_idle = calls(before, after, "GetRecords")
         for name in tables:
@@ -123,10 +154,10 @@ def measure_polling(rig: Rig, conf: dict[str, Any]) -> dict[str, Any]:
                 metrics_before[name], metrics_after[name], "bridge_getrecords_calls_total"
             )
             lease = lease_requests(before, after, apps[name])
+            spent = lease_units(capacity_before, capacity_after, apps[name])
             results[name]["idle"] = {
                 "getrecords_per_shard_second": round(made / shards / seconds, 3),
-                "lease_reads_per_worker_minute": round(lease["reads"] * 60 / seconds, 1),
-                "lease_writes_per_worker_minute": round(lease["writes"] * 60 / seconds, 1),
+                **per_worker_minute(lease, spent, seconds),
                 "seconds": round(seconds, 1),
             }
         endpoint_idle = total_idle / (len(tables) * shards * seconds)
@@ -134,15 +165,17 @@ def measure_polling(rig: Rig, conf: dict[str, Any]) -> dict[str, Any]:
             name = contender.name
             worker = workers[name]
             before, m_before, t0 = rig.endpoint.counts(), worker.metrics(), time.monotonic()
+            capacity_before = rig.endpoint.capacity()
             write_at_rate(rig.ddb, tables[name], "busy", conf["busy_rate"], conf["busy_seconds"])
             after, m_after, seconds = rig.endpoint.counts(), worker.metrics(), time.monotonic() - t0
+            capacity_after = rig.endpoint.capacity()
             made = _delta(m_before, m_after, "bridge_getrecords_calls_total")
             lease = lease_requests(before, after, apps[name])
+            spent = lease_units(capacity_before, capacity_after, apps[name])
             results[name]["busy"] = {
                 "rate": conf["busy_rate"],
                 "getrecords_per_shard_second": round(made / shards / seconds, 3),
-                "lease_reads_per_worker_minute": round(lease["reads"] * 60 / seconds, 1),
-                "lease_writes_per_worker_minute": round(lease["writes"] * 60 / seconds, 1),
+                **per_worker_minute(lease, spent, seconds),
                 "seconds": round(seconds, 1),
             }
             time.sleep(1.0)
@@ -174,12 +207,15 @@ def measure_clusters(rig: Rig, conf: dict[str, Any]) -> list[dict[str, Any]]:
         warm_up(rig, arrivals, tables, {f"n{c}": w[0] for c, _, w in clusters})
     time.sleep(2.0)
     before, t0 = rig.endpoint.counts(), time.monotonic()
+    capacity_before = rig.endpoint.capacity()
     time.sleep(conf["window_seconds"])
     after, seconds = rig.endpoint.counts(), time.monotonic() - t0
+    capacity_after = rig.endpoint.capacity()
     out = []
     for count, table, workers in clusters:
         describe = calls(before, after, "DescribeStream", table)
         lease = lease_requests(before, after, f"app-{table}")
+        spent = lease_units(capacity_before, capacity_after, f"app-{table}")
         by_worker = {}
         for worker in workers:
             with contextlib.suppress(Exception):
@@ -191,14 +227,76 @@ def measure_clusters(rig: Rig, conf: dict[str, Any]) -> list[dict[str, Any]]:
                 "seconds": round(seconds, 1),
                 "describestream_per_minute": round(describe * 60 / seconds, 2),
                 "describestream_by_worker_since_start": by_worker,
-                "lease_reads_per_worker_minute": round(lease["reads"] * 60 / seconds / count, 1),
-                "lease_writes_per_worker_minute": round(lease["writes"] * 60 / seconds / count, 1),
+                **per_worker_minute(lease, spent, seconds, count),
             }
         )
     for _, _, workers in clusters:
         for worker in workers:
             worker.terminate()
     return out
+
+
+def measure_wide(work: Path, conf: dict[str, Any]) -> dict[str, Any]:
+    """Many shards: what every worker's take cycle (a consistent Scan of the whole lease
+    table every take interval) costs in units, beside the lease simulation's projection."""
+    from simulate_leases import cost as simulated_cost
+
+    coordination = Coordination(lease_duration=10, take_interval=2, shard_sync_interval=60)
+    with Rig(work / f"{NAME}-wide", shards=conf["shards"]) as rig:
+        table = rig.new_table("cost-wide")
+        app = f"app-{table}"
+        config = rig.config(app, table, BRIDGE, coordination)
+        workers = [rig.start_worker(f"cost-wide-w{i}", config) for i in range(conf["workers"])]
+        wait_balanced(rig, lease_tables(app)[0], conf["shards"], workers)
+        time.sleep(coordination.take_interval)
+        before, t0 = rig.endpoint.capacity(), time.monotonic()
+        time.sleep(conf["seconds"])
+        after, seconds = rig.endpoint.capacity(), time.monotonic() - t0
+        for worker in workers:
+            worker.terminate()
+    spent = lease_units(before, after, app)
+    simulated = {
+        design: simulated_cost(conf["shards"], conf["workers"], design, restarts=0, seed=7).idle
+        for design in ("scan", "assigned")
+    }
+    leases, coordination_table = lease_tables(app)
+    return {
+        **conf,
+        "measured_seconds": round(seconds, 1),
+        "read_units_per_second": round(spent["read"] / seconds, 1),
+        "write_units_per_second": round(spent["write"] / seconds, 1),
+        "units_by_operation": {
+            "leases": operation_units(before, after, leases),
+            "coordination": operation_units(before, after, coordination_table),
+        },
+        "simulated_units_per_second": {
+            design: {"read": round(read, 1), "write": round(write, 1)}
+            for design, (read, write) in simulated.items()
+        },
+    }
+
+
+def wait_balanced(rig: Rig, lease_table: str, shards: int, workers: list[Any]) -> None:
+    """Until every lease is held and the workers hold within one of each other."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        rows = rig.ddb.get_paginator("scan").paginate(TableName=lease_table)
+        try:
+            owners = [
+                item.get("leaseOwner", {}).get("S") for page in rows for item in page["Items"]
+            ]
+        except rig.ddb.exceptions.ResourceNotFoundException:  # no worker made it yet
+            owners = []
+        held: dict[str, int] = {}
+        for owner in owners:
+            if owner:
+                held[owner] = held.get(owner, 0) + 1
+        complete = len(owners) >= shards and None not in owners and len(held) == len(workers)
+        if complete and max(held.values()) - min(held.values()) <= 1:
+            return
+        time.sleep(1.0)
+    tails = "\n".join(worker.log_tail() for worker in workers)
+    raise RuntimeError(f"{len(workers)} workers never balanced {shards} shards\n{tails}")
 
 
 def _delta(before: dict[str, float], after: dict[str, float], name: str) -> float:
@@ -216,7 +314,7 @@ def usd_per_shard_month(calls_per_shard_second: float) -> float:
 def print_table(result: dict[str, Any]) -> None:
     print(
         f"{'contender':<13}{'idle calls/shard-s':>20}{'busy calls/shard-s':>20}"
-        f"{'lease r/w per worker-min (idle)':>33}"
+        f"{'lease units r/w per worker-min (idle)':>39}"
     )
     for name, row in result["contenders"].items():
         if name == "endpoint_check":
@@ -225,20 +323,26 @@ def print_table(result: dict[str, Any]) -> None:
         print(
             f"{name:<13}{idle['getrecords_per_shard_second']:>20.2f}"
             f"{busy['getrecords_per_shard_second']:>20.2f}"
-            f"{idle['lease_reads_per_worker_minute']:>22.0f} / "
-            f"{idle['lease_writes_per_worker_minute']:<8.0f}"
+            f"{idle['lease_read_units_per_worker_minute']:>28.0f} / "
+            f"{idle['lease_write_units_per_worker_minute']:<8.0f}"
         )
     print(f"{'a true 250 ms poller':<33}{4.0:>20.2f} (by definition, idle or busy)")
     print(
-        f"{'workers':<10}{'DescribeStream/min':>20}{'lease reads/worker-min':>24}"
-        f"{'lease writes/worker-min':>25}"
+        f"{'workers':<10}{'DescribeStream/min':>20}{'read units/worker-min':>24}"
+        f"{'write units/worker-min':>25}"
     )
     for row in result["clusters"]:
         print(
             f"{row['workers']:<10}{row['describestream_per_minute']:>20.1f}"
-            f"{row['lease_reads_per_worker_minute']:>24.1f}"
-            f"{row['lease_writes_per_worker_minute']:>25.1f}"
+            f"{row['lease_read_units_per_worker_minute']:>24.1f}"
+            f"{row['lease_write_units_per_worker_minute']:>25.1f}"
         )
+    wide = result["wide"]
+    print(
+        f"{wide['workers']} workers, {wide['shards']} shards: "
+        f"{wide['read_units_per_second']} read / {wide['write_units_per_second']} write units/s"
+        f" (simulated: {wide['simulated_units_per_second']})"
+    )
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -282,15 +386,15 @@ def plot(result: dict[str, Any], path: Path) -> None:
     )
     ax.plot(
         counts,
-        [row["lease_writes_per_worker_minute"] for row in result["clusters"]],
+        [row["lease_write_units_per_worker_minute"] for row in result["clusters"]],
         "s--",
-        label="lease-table writes / worker-min",
+        label="lease-table write units / worker-min",
     )
     ax.plot(
         counts,
-        [row["lease_reads_per_worker_minute"] for row in result["clusters"]],
+        [row["lease_read_units_per_worker_minute"] for row in result["clusters"]],
         "^--",
-        label="lease-table reads / worker-min",
+        label="lease-table read units / worker-min",
     )
     ax.set_xticks(counts)
     ax.set_xlabel("workers")

@@ -74,3 +74,29 @@ def table_operations(before: Counter[str], after: Counter[str], table: str) -> d
     """Calls on ``table`` in between, by operation (those that made none left out)."""
     made = {key.partition(" "): n - before.get(key, 0) for key, n in sorted(after.items())}
     return {operation: n for (operation, _, name), n in made.items() if name == table and n}
+
+
+Capacity = dict[str, dict[str, dict[str, float]]]
+"""``bridge local``'s ``GET /_bridge/capacity``: table -> operation -> calls and units."""
+
+
+def units(before: Capacity, after: Capacity, table: str) -> dict[str, float]:
+    """Read and write capacity units billed on ``table`` in between, as DynamoDB bills them
+    (bytes read and written: bridge local's capacity meter)."""
+    total = {"read": 0.0, "write": 0.0}
+    for operation, used in after.get(table, {}).items():
+        earlier = before.get(table, {}).get(operation, {})
+        total["read"] += used["read_units"] - earlier.get("read_units", 0.0)
+        total["write"] += used["write_units"] - earlier.get("write_units", 0.0)
+    return total
+
+
+def operation_units(before: Capacity, after: Capacity, table: str) -> dict[str, float]:
+    """Units (read and write together) billed on ``table`` in between, by operation."""
+    made = {}
+    for operation, used in after.get(table, {}).items():
+        earlier = before.get(table, {}).get(operation, {})
+        spent = sum(used[k] - earlier.get(k, 0.0) for k in ("read_units", "write_units"))
+        if spent:
+            made[operation] = round(spent, 1)
+    return made

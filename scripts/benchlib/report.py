@@ -162,10 +162,17 @@ def _lease_usd_month(window: dict[str, Any], r: dict[str, Any]) -> str:
     a = r["assumptions"]
     minutes = 60 * a["hours_per_month"]
     usd = minutes * (
-        window["lease_reads_per_worker_minute"] * a["lease_table_usd_per_read_request"]
-        + window["lease_writes_per_worker_minute"] * a["lease_table_usd_per_write_request"]
+        window["lease_read_units_per_worker_minute"] * a["lease_table_usd_per_read_unit"]
+        + window["lease_write_units_per_worker_minute"] * a["lease_table_usd_per_write_unit"]
     )
     return f"${usd:.2f}"
+
+
+def _lease_units(window: dict[str, Any]) -> str:
+    return (
+        f"{window['lease_read_units_per_worker_minute']:.0f} / "
+        f"{window['lease_write_units_per_worker_minute']:.0f}"
+    )
 
 
 def cost(r: dict[str, Any]) -> str:
@@ -182,10 +189,8 @@ def cost(r: dict[str, Any]) -> str:
                 _streams_usd_month(idle["getrecords_per_shard_second"], r),
                 f"{busy['getrecords_per_shard_second']:.2f}",
                 _streams_usd_month(busy["getrecords_per_shard_second"], r),
-                f"{idle['lease_reads_per_worker_minute']:.0f} / "
-                f"{idle['lease_writes_per_worker_minute']:.0f} ({_lease_usd_month(idle, r)})",
-                f"{busy['lease_reads_per_worker_minute']:.0f} / "
-                f"{busy['lease_writes_per_worker_minute']:.0f} ({_lease_usd_month(busy, r)})",
+                _lease_units(idle) + f" ({_lease_usd_month(idle, r)})",
+                _lease_units(busy) + f" ({_lease_usd_month(busy, r)})",
             ]
         )
     true = _streams_usd_month(4.0, r)
@@ -194,8 +199,9 @@ def cost(r: dict[str, Any]) -> str:
         [
             c["workers"],
             f"{c['describestream_per_minute']:.1f}",
-            f"{c['lease_reads_per_worker_minute']:.0f}",
-            f"{c['lease_writes_per_worker_minute']:.0f}",
+            f"{c['lease_read_units_per_worker_minute']:.0f}",
+            f"{c['lease_write_units_per_worker_minute']:.0f}",
+            f"{c['lease_reads_per_worker_minute']:.0f} / {c['lease_writes_per_worker_minute']:.0f}",
             _lease_usd_month(c, r),
         ]
         for c in r["clusters"]
@@ -212,29 +218,65 @@ def cost(r: dict[str, Any]) -> str:
         "idle $/shard-month",
         "busy calls/shard-s",
         "busy $/shard-month",
-        "lease reads / writes per worker-min, idle ($/worker-month)",
+        "lease read / write units per worker-min, idle ($/worker-month)",
         "busy",
     ]
     cluster_header = [
         "workers",
         "DescribeStream / min",
-        "lease reads / worker-min",
-        "lease writes / worker-min",
+        "lease read units / worker-min",
+        "lease write units / worker-min",
+        "requests read / write per worker-min",
         "lease $/worker-month",
     ]
-    return f"""## Cost: Streams and lease-table calls
+    wide = r["wide"]
+    sim = wide["simulated_units_per_second"]
+    read_usd = r["assumptions"]["lease_table_usd_per_read_unit"] * 3600 * 730
+    wide_rows = [
+        [
+            "measured at bridge local",
+            f"{wide['read_units_per_second']:,.1f}",
+            f"{wide['write_units_per_second']:,.1f}",
+            f"${wide['read_units_per_second'] * read_usd:,.2f}",
+        ],
+        *(
+            [
+                f"simulated: {design}",
+                f"{sim[design]['read']:,.1f}",
+                f"{sim[design]['write']:,.1f}",
+                f"${sim[design]['read'] * read_usd:,.2f}",
+            ]
+            for design in ("scan", "assigned")
+        ),
+    ]
+    by_operation = "; ".join(
+        f"{table} table: "
+        + ", ".join(f"{op} {n:,.0f}" for op, n in sorted(ops.items(), key=lambda i: -i[1]))
+        for table, ops in wide["units_by_operation"].items()
+    )
+    return f"""## Cost: Streams calls and lease-table units
 
-Counted at the endpoint (every call any worker made). Idle: {s["idle_seconds"]:g} s with no
+Counted at the endpoint (every call any worker made; lease-table capacity units as
+DynamoDB bills them, by bridge local's capacity meter). Idle: {s["idle_seconds"]:g} s with no
 writes; busy: {s["busy_rate"]} writes/s over {s["shards"]} shards for {s["busy_seconds"]:g} s.
 **Assumption** for the dollar figures: {r["assumptions"]["text"]}; a month is 730 hours.
 
 {_table(polling_header, rows)}
 
-DescribeStream and lease-table requests with 1, 3 and 6 bridge workers (each cluster on its
+DescribeStream calls and lease-table units with 1, 3 and 6 bridge workers (each cluster on its
 own stream of {s["shards"]} shards, idle, one {s["window_seconds"]:g} s window, shard sync every
 {s["sync_interval"]:g} s; only the leader lists shards):
 
 {_table(cluster_header, clusters)}
+
+The lease tables with many shards: {wide["workers"]} workers on {wide["shards"]} idle shards
+for {wide["measured_seconds"]:g} s, in units a second for the whole cluster, beside what the
+lease simulation (`scripts/simulate_leases.py --cost`) projects for the same cluster: `scan`
+is today's take cycle (every worker reads the whole lease table every take interval),
+`assigned` the one where a leader reads it and each worker reads only its orders. Units in the
+window by table and operation: {by_operation}.
+
+{_table(["", "read units/s", "write units/s", "reads $/month"], wide_rows)}
 
 ![cost](bench/results/cost.png)
 
