@@ -131,7 +131,7 @@ def _announce(server: LocalServer, broker: KafkaBroker | None) -> None:
         f"  streams: {streams.shards} shards, rotate after "
         f"{streams.rotate_records or 'unlimited'} records or {streams.rotate_seconds:g}s, "
         f"retention {streams.retention_seconds:g}s, iterator TTL {streams.iterator_ttl_seconds:g}s",
-        f"  control: {url}/_bridge/{{rotate,clock,trim,throttle,stats,capacity}}",
+        f"  control: {url}/_bridge/{{rotate,clock,trim,throttle,append,stats,capacity}}",
     ]
     if broker is not None:
         lines.append(f"Kafka: {broker.bootstrap_servers}  (log: {broker.log_path})")

@@ -9,6 +9,8 @@ real triggers. Bodies and answers are JSON; durations are seconds or strings lik
     POST /_bridge/throttle  {"count": 3, "kind": "throttle"} or {"rate": 0.5, "seconds": "10s"}
                             Streams calls; with {"api": "dynamodb", "tables": ["app-leases"]}
                             DynamoDB item calls on those tables (all tables when none named)
+    POST /_bridge/append    {"table": "orders", "records": 100000, "size": 200}
+                            synthetic INSERTs straight onto the table's stream (not the table)
     GET  /_bridge/stats                                    records, shards, iterators, memory
     GET  /_bridge/capacity                                 DynamoDB read and write units used,
                             by table and operation, as DynamoDB bills them (bytes, not calls)
@@ -32,6 +34,8 @@ from bridge.config import parse_duration
 from bridge.local.capacity import CapacityMeter
 from bridge.local.clock import EndpointClock
 from bridge.local.emulator import FaultInjector, StreamsEmulator
+from bridge.local.moto_state import find_table, key_types
+from bridge.local.synthetic import MAX_RECORDS, MAX_SIZE, synthetic_changes
 from bridge.local.table_faults import TableFaults
 
 PREFIX = "/_bridge/"
@@ -68,6 +72,7 @@ class ControlApi:
             ("POST", "clock"): self._advance,
             ("POST", "trim"): self._trim,
             ("POST", "throttle"): self._throttle,
+            ("POST", "append"): self._append,
             ("GET", "stats"): lambda _: self.stats(),
             ("GET", "capacity"): lambda _: self.capacity.usage(),
         }
@@ -147,6 +152,33 @@ class ControlApi:
             )
             return self.table_faults.describe(now)
         raise ControlError("api must be 'streams' or 'dynamodb'")
+
+    def _append(self, body: Mapping[str, object]) -> object:
+        """Synthetic changes on a table's stream, as fast as the endpoint takes them."""
+        table = body.get("table")
+        if not isinstance(table, str):
+            raise ControlError("table must be a string")
+        count = _bounded_int(body, "records", None, MAX_RECORDS)
+        size = _bounded_int(body, "size", 100, MAX_SIZE)
+        start = _bounded_int(body, "start", 0, 2**62)
+        stream = self._emulator.enabled_stream(table)
+        found = find_table(table, None)
+        if stream is None or found is None:
+            raise ControlError(f"table {table} has no stream enabled", "404 Not Found")
+        now = self._clock.now()
+        changes = synthetic_changes(
+            stream.key_schema, key_types(found), count=count, size=size, start=start
+        )
+        for change in changes:
+            self._emulator.record_change(stream.arn, change, now)
+        return {"appended": count, "stream": stream.arn}
+
+
+def _bounded_int(body: Mapping[str, object], name: str, default: int | None, top: int) -> int:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+        raise ControlError(f"{name} must be an integer from 0 to {top}")
+    return value
 
 
 def _seconds(value: object) -> float:

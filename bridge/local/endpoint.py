@@ -124,6 +124,13 @@ class LocalEndpoint(ManagedProcess):
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "stats", None)
 
+    def append(
+        self, table: str, records: int, *, size: int = 100, start: int = 0
+    ) -> dict[str, Any]:
+        """Synthetic INSERTs of ``size``-byte payloads straight onto the table's stream."""
+        body: dict[str, object] = {"table": table, "records": records, "size": size, "start": start}
+        return self._call("POST", "append", body)
+
     def capacity(self) -> dict[str, Any]:
         """DynamoDB read and write units used so far, as DynamoDB bills them:
         ``{table: {operation: {"calls", "read_units", "write_units"}}}``."""

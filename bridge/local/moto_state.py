@@ -104,3 +104,10 @@ def global_indexes(table: Any) -> list[tuple[str, list[str], dict[str, Any]]]:
         (index.name, list(index.schema_key_attrs), dict(index.projection or {}))
         for index in table.global_indexes
     ]
+
+
+def key_types(table: Any) -> dict[str, str]:
+    """The declared type (S, N or B) of each attribute in the table's definitions."""
+    return {
+        definition["AttributeName"]: definition["AttributeType"] for definition in table.attr or []
+    }

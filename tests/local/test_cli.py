@@ -90,7 +90,7 @@ def test_options_reach_the_endpoint_and_no_kafka_starts_without_kafka(tmp_path: 
                 f"DynamoDB, DynamoDB Streams and S3: {url}",
                 "  streams: 2 shards, rotate after 3 records or 0s, "
                 "retention 3600s, iterator TTL 300s",
-                f"  control: {url}/_bridge/{{rotate,clock,trim,throttle,stats,capacity}}",
+                f"  control: {url}/_bridge/{{rotate,clock,trim,throttle,append,stats,capacity}}",
             ]
             assert not any(line.startswith("Kafka") for line in banner)
             with urllib.request.urlopen(f"{url}/_bridge/stats", timeout=10) as answer:

@@ -78,6 +78,14 @@ class StreamsEmulator:
             if stream is not None and stream.enabled:
                 stream.disable(now)
 
+    def enabled_stream(self, table_name: str) -> StreamIdentity | None:
+        """The table's enabled stream (a table has at most one), or None."""
+        with self._lock:
+            for stream in self._streams.values():
+                if stream.enabled and stream.identity.table_name == table_name:
+                    return stream.identity
+            return None
+
     def has_stream(self, arn: str) -> bool:
         with self._lock:
             return arn in self._streams
