@@ -1,6 +1,7 @@
 """bridge's benchmarks, side by side with the alternatives, from one command.
 
     .venv/bin/python scripts/bench.py latency|cost|disruption|scale|throughput|snapshot [--quick]
+    .venv/bin/python scripts/bench.py end-to-end [--quick]
     .venv/bin/python scripts/bench.py short-lease [--quick]
     .venv/bin/python scripts/bench.py all [--quick]      # every one, then BENCHMARKS.md
     .venv/bin/python scripts/bench.py report             # BENCHMARKS.md from bench/results
@@ -23,7 +24,16 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from benchlib import machine  # noqa: E402
 
-BENCHMARKS = ("latency", "cost", "disruption", "short-lease", "scale", "throughput", "snapshot")
+BENCHMARKS = (
+    "latency",
+    "cost",
+    "disruption",
+    "short-lease",
+    "scale",
+    "throughput",
+    "end-to-end",
+    "snapshot",
+)
 
 
 def run_one(name: str, quick: bool, out: Path, work: Path) -> None:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from benchlib import machine
+from benchlib import end_to_end, machine
 
 HEADER = """# Benchmarks
 
@@ -582,6 +582,7 @@ SECTIONS = {
     "short-lease": short_lease,
     "scale": scale,
     "throughput": throughput,
+    "end-to-end": end_to_end.report,
     "snapshot": snapshot,
 }
 
