@@ -68,6 +68,8 @@ class Metrics:
             "bridge_lanes_busy", "Lanes delivering a part of a batch now (processor.parallelism)."
         )
         self._dead_letters()  # the family is served (empty) from the start
+        self._units("read")
+        self._units("write")
         self.records_filtered = c(
             "bridge_records_filtered_total", "Records the filter kept from the processor."
         )
@@ -95,19 +97,18 @@ class Metrics:
     ) -> None:
         """Add the capacity units DynamoDB reported for one call to the lease or coordination
         table (``bridge.leases.units``)."""
-        for name, units, what in (
-            ("bridge_lease_table_read_units_total", read, "Read"),
-            ("bridge_lease_table_write_units_total", write, "Write"),
-        ):
+        for kind, units in (("read", read), ("write", write)):
             if units:
-                family = self._families.get(
-                    Counter,
-                    name,
-                    f"{what} capacity units of the lease and coordination tables, as DynamoDB"
-                    " billed them, by table and operation.",
-                    ("dynamodb_table", "operation"),
-                )
-                family.labels(*self._values, dynamodb_table, operation).inc(units)
+                self._units(kind).labels(*self._values, dynamodb_table, operation).inc(units)
+
+    def _units(self, kind: str) -> Any:
+        return self._families.get(
+            Counter,
+            f"bridge_lease_table_{kind}_units_total",
+            f"{kind.capitalize()} capacity units of the lease and coordination tables, as"
+            " DynamoDB billed them, by table and operation.",
+            ("dynamodb_table", "operation"),
+        )
 
     def _dead_letters(self) -> Any:
         return self._families.get(

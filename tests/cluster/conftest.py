@@ -150,6 +150,8 @@ class LeaseRow:
     counter: int
     checkpoint: str | None
     parents: frozenset[str]
+    handoff_to: str | None = None
+    """A worker that asked for the lease: a move decided, not yet made."""
 
     @property
     def finished(self) -> bool:
@@ -307,11 +309,12 @@ class Cluster:
         return time.monotonic() - started
 
     def balanced(self, names: list[str] | None = None) -> bool:
-        """Every workable lease owned by a running worker, and shares within 1."""
+        """Every workable lease owned by a running worker, shares within 1, and no lease
+        asked for (a handoff decided on an earlier reading, still to land)."""
         names = self.running() if names is None else names
         leases = self.leases()
         active = workable(leases)
-        if not active or any(lease.owner not in names for lease in active):
+        if not active or any(lease.owner not in names or lease.handoff_to for lease in active):
             return False
         counts = load_of(leases, names)
         return max(counts.values()) - min(counts.values()) <= 1
@@ -362,6 +365,7 @@ def _lease_row(item: dict[str, Any]) -> LeaseRow:
         counter=int(item["leaseCounter"]["N"]),
         checkpoint=item.get("checkpoint", {}).get("S"),
         parents=frozenset(parents.get("SS", [])),
+        handoff_to=item.get("bridgeHandoffTo", {}).get("S"),
     )
 
 
