@@ -109,12 +109,8 @@ def bridge_run(
     worker.wait(60)
     records = conf["records"]
     return {
-        "records": records,
-        "seconds": round(done - t0, 2),
-        "records_per_second": round(records / (done - t0)),
+        **rates(records, done - t0, cpu),
         "records_per_second_after_first": round(records / (done - (first or t0))),
-        "cpu_seconds": round(cpu, 2),
-        "cpu_seconds_per_10k": round(cpu / records * 10_000, 3),
     }
 
 
@@ -146,15 +142,7 @@ def naive_loop(rig: Rig, conf: dict[str, Any]) -> tuple[dict[str, Any], list[tup
                 messages.append((key, value))
             iterator = page.get("NextShardIterator") if page["Records"] else None
     producer.flush(120)
-    seconds = time.monotonic() - t0
-    cpu = time.process_time() - cpu0
-    return {
-        "records": len(messages),
-        "seconds": round(seconds, 2),
-        "records_per_second": round(len(messages) / seconds),
-        "cpu_seconds": round(cpu, 2),
-        "cpu_seconds_per_10k": round(cpu / max(1, len(messages)) * 10_000, 3),
-    }, messages
+    return rates(len(messages), time.monotonic() - t0, time.process_time() - cpu0), messages
 
 
 def raw_producer(rig: Rig, messages: list[tuple[bytes, bytes]]) -> dict[str, Any]:
@@ -164,14 +152,16 @@ def raw_producer(rig: Rig, messages: list[tuple[bytes, bytes]]) -> dict[str, Any
     for key, value in messages:
         produce(producer, topic, key, value)
     producer.flush(120)
-    seconds = time.monotonic() - t0
-    cpu = time.process_time() - cpu0
+    return rates(len(messages), time.monotonic() - t0, time.process_time() - cpu0)
+
+
+def rates(records: int, seconds: float, cpu: float) -> dict[str, Any]:
     return {
-        "records": len(messages),
+        "records": records,
         "seconds": round(seconds, 2),
-        "records_per_second": round(len(messages) / seconds),
+        "records_per_second": round(records / seconds),
         "cpu_seconds": round(cpu, 2),
-        "cpu_seconds_per_10k": round(cpu / max(1, len(messages)) * 10_000, 3),
+        "cpu_seconds_per_10k": round(cpu / max(1, records) * 10_000, 3),
     }
 
 
