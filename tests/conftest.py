@@ -6,11 +6,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from bridge.local.endpoint import LocalEndpoint
 from bridge.local.processes import KafkaBroker, ManagedProcess, MotoServer
 
 _SERVERS: list[ManagedProcess] = []
+
+# No deadline per example: it is a timing assertion, and on a loaded machine (CI, two suites
+# at once) a slow example is not a wrong one.
+settings.register_profile("bridge", deadline=None)
+settings.load_profile("bridge")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

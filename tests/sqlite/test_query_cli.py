@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import subprocess
@@ -31,10 +32,19 @@ def bridge(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+async def bridge_beside(*args: str) -> subprocess.CompletedProcess[str]:
+    """``bridge`` run while the writer of this loop goes on publishing its status, as a live
+    writer does, however long the command takes to start on a loaded machine."""
+    return await asyncio.to_thread(bridge, *args)
+
+
 @contextlib.asynccontextmanager
-async def replica_writer(path: Path, *, lag_s: float) -> AsyncIterator[SqliteProcessorFactory]:
-    """A running writer that applied two changes written ``lag_s`` seconds ago."""
-    factory = SqliteProcessorFactory(str(path), "orders", status_interval=3600)
+async def replica_writer(
+    path: Path, *, lag_s: float, status_interval: float = 3600
+) -> AsyncIterator[SqliteProcessorFactory]:
+    """A running writer that applied two changes written ``lag_s`` seconds ago; it publishes
+    its status every ``status_interval`` (an hour: only the status published at start)."""
+    factory = SqliteProcessorFactory(str(path), "orders", status_interval=status_interval)
     await factory.open()
     try:
         processor = factory.create(SHARD)
@@ -54,13 +64,13 @@ async def replica_writer(path: Path, *, lag_s: float) -> AsyncIterator[SqlitePro
 
 async def test_query_answers_from_a_ready_replica(tmp_path: Path) -> None:
     replica = tmp_path / "r.db"
-    async with replica_writer(replica, lag_s=0.0):
+    async with replica_writer(replica, lag_s=0.0, status_interval=0.5):
         await check_ready_answers(tmp_path, replica)
 
 
 async def check_ready_answers(tmp_path: Path, replica: Path) -> None:
     config = write_config(tmp_path, replica)
-    done = bridge(
+    done = await bridge_beside(
         "query",
         "-c",
         str(config),
@@ -73,7 +83,7 @@ async def check_ready_answers(tmp_path: Path, replica: Path) -> None:
         assert reader.status().ready
         assert reader.get(id="b") == {"id": "b", "qty": 22}
         assert reader.get(id="zz") is None
-    bad = bridge("query", "-c", str(config), "SELEKT nonsense")
+    bad = await bridge_beside("query", "-c", str(config), "SELEKT nonsense")
     assert bad.returncode == 2 and "query failed" in bad.stderr
 
 
