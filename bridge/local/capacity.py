@@ -63,10 +63,6 @@ class Charge:
     write: float = 0.0
     indexes: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def total(self) -> float:
-        return self.read + self.write + sum(self.indexes.values())
-
 
 @dataclass
 class Usage:
