@@ -8,9 +8,22 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import boto3
 from botocore.config import Config
 
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+
+
+def endpoint_clients(endpoint_url: str) -> tuple[Any, Any]:
+    """DynamoDB and Streams clients of one endpoint, without retries: a test sees every answer."""
+    return (
+        boto3.client(
+            "dynamodb", endpoint_url=endpoint_url, region_name="us-east-1", config=NO_RETRIES
+        ),
+        boto3.client(
+            "dynamodbstreams", endpoint_url=endpoint_url, region_name="us-east-1", config=NO_RETRIES
+        ),
+    )
 
 
 def create_table(

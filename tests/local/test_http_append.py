@@ -5,23 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import boto3
 import pytest
 
 from bridge.local import LocalEndpoint
 from bridge.local.endpoint import ControlApiError
-from tests.local.stream_reading import NO_RETRIES, create_table, describe_all, read_shard
+from tests.local.stream_reading import create_table, describe_all, endpoint_clients, read_shard
 
 
 @pytest.fixture
 def clients(local_endpoint: LocalEndpoint) -> tuple[Any, Any]:
-    url = local_endpoint.endpoint_url
-    return (
-        boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES),
-        boto3.client(
-            "dynamodbstreams", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES
-        ),
-    )
+    return endpoint_clients(local_endpoint.endpoint_url)
 
 
 def test_appended_changes_are_inserts_of_distinct_items_spread_over_the_shards(

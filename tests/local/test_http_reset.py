@@ -12,13 +12,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import orjson
 import pytest
 from botocore.exceptions import ClientError
 
 from bridge.local import LocalEndpoint
-from tests.local.stream_reading import NO_RETRIES, create_table, describe_all, put, read_shard
+from tests.local.stream_reading import create_table, describe_all, endpoint_clients, put, read_shard
 
 MakeEndpoint = Callable[..., LocalEndpoint]
 
@@ -36,13 +35,7 @@ def clients(endpoint: LocalEndpoint) -> tuple[Any, Any]:
 
 
 def _clients(endpoint: LocalEndpoint) -> tuple[Any, Any]:
-    url = endpoint.endpoint_url
-    return (
-        boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES),
-        boto3.client(
-            "dynamodbstreams", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES
-        ),
-    )
+    return endpoint_clients(endpoint.endpoint_url)
 
 
 def error_code(call: Callable[[], object]) -> str:

@@ -16,7 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from bridge.local import LocalEndpoint
-from tests.local.stream_reading import NO_RETRIES, read_stream
+from tests.local.stream_reading import endpoint_clients, read_stream
 
 ENUM = "[OLD_IMAGE, KEYS_ONLY, NEW_AND_OLD_IMAGES, NEW_IMAGE]"
 INVALID = "One or more parameter values were invalid: "
@@ -24,13 +24,7 @@ INVALID = "One or more parameter values were invalid: "
 
 @pytest.fixture
 def clients(local_endpoint: LocalEndpoint) -> tuple[Any, Any]:
-    url = local_endpoint.endpoint_url
-    return (
-        boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES),
-        boto3.client(
-            "dynamodbstreams", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES
-        ),
-    )
+    return endpoint_clients(local_endpoint.endpoint_url)
 
 
 def table_request(name: str, **extra: Any) -> dict[str, Any]:
