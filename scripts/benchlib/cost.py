@@ -6,7 +6,7 @@ worker-minute. Part 2, bridge only: DescribeStream calls per minute and lease-ta
 per worker-minute with 1, 3 and 6 workers, each cluster on its own stream, measured in one
 window (only a cluster's leader lists shards).
 
-Part 3, the lease tables with many shards: 6 workers on 200 idle shards, their read and
+Part 3, the lease tables with more shards (60 idle shards, 3 workers), their read and
 write units a second beside what the lease simulation projects for the same cluster.
 
 Lease-table costs are in capacity units as DynamoDB bills them (a Scan costs a read unit per
@@ -59,7 +59,9 @@ def settings(quick: bool) -> dict[str, Any]:
         "workers": [1, 3, 6],
         "sync_interval": 10.0,
         "window_seconds": 60.0,
-        "wide": {"shards": 200, "workers": 6, "seconds": 30.0},
+        # 6 workers on 200 shards do not settle on these 2 cores (their renewals starve and
+        # leases expire): the full run keeps to what the machine holds.
+        "wide": {"shards": 60, "workers": 3, "seconds": 30.0},
     }
 
 

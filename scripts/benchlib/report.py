@@ -269,7 +269,7 @@ own stream of {s["shards"]} shards, idle, one {s["window_seconds"]:g} s window, 
 
 {_table(cluster_header, clusters)}
 
-The lease tables with many shards: {wide["workers"]} workers on {wide["shards"]} idle shards
+The lease tables with more shards: {wide["workers"]} workers on {wide["shards"]} idle shards
 for {wide["measured_seconds"]:g} s, in units a second for the whole cluster, beside what the
 lease simulation (`scripts/simulate_leases.py --cost`) projects for the same cluster: `scan`
 is today's take cycle (every worker reads the whole lease table every take interval),
