@@ -172,8 +172,9 @@ def _writes(operation: str, request: Mapping[str, Any], region: str | None) -> l
             for kind, member in entry.items():
                 touched.append((member.get("TableName", ""), member, kind == "Put", True))
     writes = []
+    tables = _TableLookup(region)
     for name, member, put, transactional in touched:
-        table = find_table(name, region) if isinstance(name, str) else None
+        table = tables.get(name) if isinstance(name, str) else None
         if table is None:
             continue
         key = key_of(table, member.get("Item") or {}) if put else dict(member.get("Key") or {})
@@ -207,8 +208,10 @@ def _read_charges(
     environ: dict[str, Any],
     moto: WsgiApp,
 ) -> dict[str, Charge]:
+    tables = _TableLookup(region)
+
     def stored_size(name: str, key: Mapping[str, Any]) -> int:
-        table = find_table(name, region)
+        table = tables.get(name)
         item = None if table is None else stored_item(table, dict(key))
         return item_size(item or {})
 
@@ -294,6 +297,20 @@ def _consumed(name: str, charge: Charge, *, indexes: bool) -> dict[str, Any]:
                 index: units(0.0, write) for index, write in charge.indexes.items()
             }
     return consumed
+
+
+class _TableLookup:
+    """Tables by name for one call: a batch names its table once per item, and each lookup
+    walks every table moto holds."""
+
+    def __init__(self, region: str | None) -> None:
+        self.region = region
+        self._found: dict[str, Any] = {}
+
+    def get(self, name: str) -> Any:
+        if name not in self._found:
+            self._found[name] = find_table(name, self.region)
+        return self._found[name]
 
 
 class _Answer:
