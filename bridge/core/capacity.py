@@ -15,6 +15,13 @@ import math
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 
+READ_OPERATIONS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
+WRITE_OPERATIONS = frozenset(
+    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+)
+METERED_OPERATIONS = READ_OPERATIONS | WRITE_OPERATIONS
+"""The DynamoDB calls that consume capacity units (and may report them)."""
+
 READ_UNIT_BYTES = 4096
 WRITE_UNIT_BYTES = 1024
 

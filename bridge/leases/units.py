@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
-WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+from bridge.core.capacity import METERED_OPERATIONS, READ_OPERATIONS
 
 OnUnits = Callable[[str, str, float, float], None]
 """Called with (table, operation, read units, write units) after each call."""
@@ -27,12 +26,12 @@ def count_units(client: Any, tables: Collection[str], on_units: OnUnits) -> None
     wanted = frozenset(tables)
 
     def ask(params: dict[str, Any], model: Any, **_: Any) -> None:
-        if model.name in READS | WRITES and _tables_of(params) & wanted:
+        if model.name in METERED_OPERATIONS and _tables_of(params) & wanted:
             params.setdefault("ReturnConsumedCapacity", "TOTAL")
 
     def record(parsed: Mapping[str, Any], model: Any, **_: Any) -> None:
         consumed = parsed.get("ConsumedCapacity") if isinstance(parsed, Mapping) else None
-        if not consumed or model.name not in READS | WRITES:
+        if not consumed or model.name not in METERED_OPERATIONS:
             return
         for entry in consumed if isinstance(consumed, list) else [consumed]:
             table = entry.get("TableName")
@@ -60,4 +59,4 @@ def _split(operation: str, entry: Mapping[str, Any]) -> tuple[float, float]:
         return float(entry.get("ReadCapacityUnits", 0.0)), float(
             entry.get("WriteCapacityUnits", 0.0)
         )
-    return (total, 0.0) if operation in READS else (0.0, total)
+    return (total, 0.0) if operation in READ_OPERATIONS else (0.0, total)

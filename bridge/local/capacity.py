@@ -24,6 +24,8 @@ from typing import Any
 import orjson
 
 from bridge.core.capacity import (
+    METERED_OPERATIONS,
+    READ_OPERATIONS,
     index_write_units,
     item_size,
     page_read_units,
@@ -34,9 +36,7 @@ from bridge.local.moto_state import find_table, global_indexes, key_of, stored_i
 from bridge.local.streams_http import signing_region
 from bridge.local.wsgi import peek_json
 
-READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
-WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
-METERED = READS | WRITES
+METERED = METERED_OPERATIONS
 # Request members that make a Query or Scan answer less than it read: its units are counted
 # from the same page read without them.
 _NARROWING = (
@@ -121,7 +121,7 @@ class CapacityMeter:
         )
         charges: dict[str, Charge] = {}
         if billed:
-            if operation in READS:
+            if operation in READ_OPERATIONS:
                 charges = _read_charges(
                     operation, request, region=region, body=body, environ=environ, moto=moto
                 )
